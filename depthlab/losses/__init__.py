@@ -1,0 +1,2 @@
+"""Losses, registered by name (see `registry`); importing the package registers the built-ins."""
+from depthlab.losses import latent  # noqa: F401  (registers latent_mae, gradient_matching, ...)

@@ -1,0 +1,142 @@
+"""FiffDepth: feed-forward depth at t = 0, trajectory preservation, and the t = -1 filter.
+
+Following methods.md: one UNet serves three uses per step.
+  1. d0 = UNet(x0, 0) on synthetic images, supervised by the GT depth latent.
+  2. Trajectory term on the blended latent b0 = gamma x0 + (1 - gamma) d0_gt, noised to b_t, with
+     the v-target v_t = sqrt(abar_t) eps - sqrt(1 - abar_t) b0 and L_k = || v_t - UNet(b_t, t) ||^2.
+  3. The t = -1 filter on real images: d_-1 = UNet(d0, -1), supervised by the teacher's label.
+L = sum over t in {0, -1} of (l_mae MAE + l_gm GM) + l_k L_k. Inference uses d0 alone.
+"""
+from __future__ import annotations
+
+import gin
+import torch
+from diffusers import DDPMScheduler
+
+from depthlab.data.batch import Batch, LabelledBatch, UnlabelledBatch
+from depthlab.heads.fiffdepth_filter import TMinusOneFilter
+from depthlab.losses.registry import get_loss
+from depthlab.models.depth_model import DepthModel
+from depthlab.models.schedule import ddpm_schedule
+from depthlab.recipes.base import Recipe, StepOutput
+from depthlab.targets import TargetEncoder, latent_valid_mask
+from depthlab.teachers.base import Teacher
+
+
+@gin.configurable
+class FiffDepth(Recipe):
+    """The FiffDepth training recipe; every weight and undocumented choice is a binding.
+
+    `timestep_range` is the half-open range of diffusers timestep indices for the trajectory term
+    (DDPM, 1000 steps); it starts at 1 so that no trajectory sample shares t = 0 with the
+    feed-forward pass.
+    """
+
+    def __init__(self, model: DepthModel = gin.REQUIRED, teacher: Teacher | None = gin.REQUIRED,
+                 target: TargetEncoder | None = None, schedule: DDPMScheduler | None = None,
+                 filter_head: TMinusOneFilter | None = None, gamma: float = 0.5,
+                 mae_weight: float = 1.0, gradient_weight: float = 0.5,
+                 trajectory_weight: float = 0.2, mae_loss: str = "latent_mae",
+                 gradient_loss: str = "gradient_matching",
+                 trajectory_loss: str = "v_prediction_mse",
+                 timestep_range: tuple[int, int] = (1, 1000)):
+        super().__init__()
+        self.model = model
+        self.teacher = teacher
+        self.target = target or TargetEncoder()
+        self.schedule = schedule or ddpm_schedule()
+        self.filter_head = filter_head or TMinusOneFilter()
+        self.gamma = gamma
+        self.weights = {"mae": mae_weight, "gradient": gradient_weight,
+                        "trajectory": trajectory_weight}
+        self.mae, self.gradient = get_loss(mae_loss), get_loss(gradient_loss)
+        self.trajectory = get_loss(trajectory_loss)
+        self.timestep_range = timestep_range
+
+    def reference_models(self) -> dict[str, Teacher]:
+        return {"teacher": self.teacher} if self.teacher is not None else {}
+
+    def _pair_loss(self, prediction: torch.Tensor, label: torch.Tensor,
+                   mask: torch.Tensor | None) -> torch.Tensor:
+        return (self.weights["mae"] * self.mae(prediction, label, mask)
+                + self.weights["gradient"] * self.gradient(prediction, label, mask))
+
+    def losses(self, batch: Batch, generator: torch.Generator, with_panels: bool = False) -> StepOutput:
+        """Two UNet passes per step: t = 0 on all images, then the trajectory samples and the
+        t = -1 filter together (per-sample timesteps), which is the same maths as four passes."""
+        synthetic = self._synthetic_inputs(batch.labelled) if batch.labelled else None
+        real = self._real_inputs(batch.unlabelled) \
+            if batch.unlabelled is not None and self.teacher is not None else None
+        parts = [p for p in (synthetic, real) if p is not None]
+        d0 = self.model.backbone(torch.cat([p["x0"] for p in parts]), 0.0)
+        d0_synthetic, d0_real = d0.split([len(synthetic["x0"]) if synthetic else 0,
+                                          len(real["x0"]) if real else 0])
+        second_inputs, second_timesteps, targets = [], [], {}
+        terms: dict[str, torch.Tensor] = {}
+        if synthetic is not None:
+            terms["t0"] = self._pair_loss(d0_synthetic, synthetic["label"], synthetic["mask"])
+            if self.weights["trajectory"] > 0:
+                noisy, timesteps, targets["trajectory"] = self._trajectory_sample(
+                    synthetic, generator)
+                second_inputs.append(noisy)
+                second_timesteps.append(timesteps.float())
+        filter_on = real is not None and self.filter_head.enabled
+        if filter_on:
+            filter_input = d0_real.detach() if self.filter_head.detach_input else d0_real
+            second_inputs.append(filter_input)
+            second_timesteps.append(torch.full((len(filter_input),), self.filter_head.timestep,
+                                               device=d0.device))
+        outputs = self.model.backbone(torch.cat(second_inputs), torch.cat(second_timesteps)) \
+            if second_inputs else d0[:0]
+        trajectory_out, filtered = outputs.split([len(second_inputs[0]) if "trajectory" in targets
+                                                  else 0, len(d0_real) if filter_on else 0])
+        if "trajectory" in targets:
+            terms["trajectory"] = self.trajectory(trajectory_out, targets["trajectory"],
+                                                  synthetic["mask"])
+        if filter_on:
+            terms["t_minus_1"] = self._pair_loss(filtered, real["label"], None)
+        elif real is not None:
+            terms["teacher_on_t0"] = self._pair_loss(d0_real, real["label"], None)
+        total = sum(terms[name] for name in ("t0", "t_minus_1", "teacher_on_t0") if name in terms)
+        if "trajectory" in terms:
+            total = total + self.weights["trajectory"] * terms["trajectory"]
+        panels = self._panels(synthetic, real, d0_synthetic, d0_real, filtered) \
+            if with_panels else {}
+        return StepOutput(total=total, terms=terms, panels=panels)
+
+    def _synthetic_inputs(self, data: LabelledBatch) -> dict[str, torch.Tensor]:
+        with torch.no_grad():
+            return {"x0": self.model.encode_rgb(data.rgb),
+                    "label": self.model.codec.encode_depth(
+                        self.target.from_depth(data.depth, data.valid)),
+                    "mask": latent_valid_mask(data.valid, self.model.codec.downsample_factor)}
+
+    def _real_inputs(self, data: UnlabelledBatch) -> dict[str, torch.Tensor]:
+        with torch.no_grad():
+            pseudo = self.target.from_teacher(self.teacher(data.rgb), self.teacher.output_space)
+            return {"x0": self.model.encode_rgb(data.rgb), "pseudo": pseudo,
+                    "label": self.model.codec.encode_depth(pseudo)}
+
+    def _trajectory_sample(self, synthetic: dict, generator: torch.Generator):
+        """(b_t, t, v_t) for the blended latent b0 = gamma x0 + (1 - gamma) d0_gt."""
+        blended = self.gamma * synthetic["x0"] + (1.0 - self.gamma) * synthetic["label"]
+        noise = torch.randn(blended.shape, generator=generator).to(blended)
+        low, high = self.timestep_range
+        timesteps = torch.randint(low, high, (len(blended),), generator=generator)
+        timesteps = timesteps.to(blended.device)
+        return (self.schedule.add_noise(blended, noise, timesteps), timesteps,
+                self.schedule.get_velocity(blended, noise, timesteps))
+
+    def _panels(self, synthetic, real, d0_synthetic, d0_real, filtered) -> dict[str, torch.Tensor]:
+        unit = self.model.latent_to_unit
+        panels = {}
+        with torch.no_grad():
+            if synthetic is not None:
+                panels["synthetic/prediction_t0"] = unit(d0_synthetic)
+                panels["synthetic/label"] = unit(synthetic["label"])
+            if real is not None:
+                panels["real/prediction_t0"] = unit(d0_real)
+                if len(filtered):
+                    panels["real/filtered_t_minus_1"] = unit(filtered)
+                panels["real/teacher_label"] = (real["pseudo"] + 1.0) / 2.0
+        return panels

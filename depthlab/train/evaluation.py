@@ -1,0 +1,61 @@
+"""Evaluation during and after training, through the same code as `python -m depthlab.evaluate`."""
+from __future__ import annotations
+
+from typing import Callable, Mapping
+
+import numpy as np
+import torch
+
+from depthlab.eval.datasets import build_dataset
+from depthlab.eval.runner import evaluate_predictor
+from depthlab.inference.api import Predictor
+from depthlab.models.depth_model import DepthModel
+from depthlab.targets import Space
+from depthlab.teachers.base import Teacher
+
+PredictFn = Callable[[np.ndarray], np.ndarray]
+TABLE_COLUMNS = (("abs_rel", "AbsRel %", 100.0), ("delta1", "δ1 %", 100.0),
+                 ("rmse", "RMSE", 1.0), ("silog", "SILog", 1.0),
+                 ("boundary_f1", "Boundary F1", 1.0))
+
+
+def model_predict_fn(model: DepthModel, processing_res: int | None) -> PredictFn:
+    predictor = Predictor(model, processing_res=processing_res,
+                          device=str(next(model.parameters()).device))
+    return lambda rgb: predictor.predict([rgb])[0]
+
+
+def teacher_predict_fn(teacher: Teacher, device: torch.device) -> PredictFn:
+    def predict(rgb: np.ndarray) -> np.ndarray:
+        image = torch.from_numpy(rgb).permute(2, 0, 1)[None].float().div(255.0).to(device)
+        return teacher(image)[0, 0].float().cpu().numpy()
+    return predict
+
+
+def evaluate_sets(predict: PredictFn, space: Space, eval_sets: Mapping[str, str | None],
+                  progress: bool = True) -> dict[str, dict[str, float]]:
+    """{eval_set: {metric: mean}} for each named evaluation set, aligned in `space`."""
+    results = {}
+    for name, data_dir in eval_sets.items():
+        dataset = build_dataset(name, data_dir)
+        result = evaluate_predictor(predict, dataset, alignment=Space(space).value,
+                                    progress=progress)
+        results[name] = {**result.means, "count": result.count}
+    return results
+
+
+def format_comparison(results: Mapping[str, Mapping[str, Mapping[str, float]]]) -> str:
+    """Markdown table, a row per (eval set, model); `results` is {model: {set: {metric: v}}}."""
+    sets = list(dict.fromkeys(s for per_model in results.values() for s in per_model))
+    shown = [c for c in TABLE_COLUMNS
+             if any(c[0] in m for per_model in results.values() for m in per_model.values())]
+    lines = ["| eval set | model | " + " | ".join(label for _, label, _ in shown) + " |",
+             "|---|---|" + "---:|" * len(shown)]
+    for eval_set in sets:
+        for model, per_set in results.items():
+            if eval_set in per_set:
+                metrics = per_set[eval_set]
+                cells = [f"{metrics[key] * scale:.2f}" if key in metrics else "-"
+                         for key, _, scale in shown]
+                lines.append(f"| {eval_set} | {model} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,29 @@
+"""Shared fixtures: tiny pretrained directories, the repository root, ../shared when present."""
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("DEPTHLAB_CACHE", str(Path.home() / ".cache" / "depthlab"))
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def tiny_sd2_dir(tmp_path_factory) -> Path:
+    from tiny_models import save_tiny_sd2
+
+    return save_tiny_sd2(tmp_path_factory.mktemp("sd2"))
+
+
+@pytest.fixture(scope="session")
+def tiny_depth_anything_dir(tmp_path_factory) -> Path:
+    from tiny_models import save_tiny_depth_anything
+
+    return save_tiny_depth_anything(tmp_path_factory.mktemp("da2"))
