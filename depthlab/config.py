@@ -39,7 +39,13 @@ def _required_macros() -> list[str]:
     """Macros whose value is still `%gin.REQUIRED` after parsing."""
     config = gin.config._CONFIG  # gin exposes no public query for unset macros
     return sorted(scope for (scope, selector), params in config.items()
-                  if selector == "gin.macro" and isinstance(params.get("value"), type(gin.REQUIRED)))
+                  if selector == "gin.macro" and _is_required(params.get("value")))
+
+
+def _is_required(value: Any) -> bool:
+    """True for the parsed form of `%gin.REQUIRED` (a reference to gin's REQUIRED constant)."""
+    return isinstance(value, gin.config.ConfigurableReference) and \
+        value.scoped_selector == "gin.REQUIRED/gin.constant"
 
 
 def macros_with_value(value: Any) -> list[str]:
@@ -123,7 +129,7 @@ def build(factory: Callable[..., T], what: str) -> T:
 
 
 def registered_blocks() -> list[str]:
-    """Every registered configurable's full name, for `--list-blocks`."""
+    """`name  (module)` for every depthlab block registered with gin, for `--list-blocks`."""
     import_blocks()
-    registry = gin.config._REGISTRY
-    return sorted(selector for selector in registry.get_all_matches("") if selector.startswith("depthlab"))
+    return sorted(f"{c.name:28s} {c.module}" for _, c in gin.config._REGISTRY.items()
+                  if c.module.startswith("depthlab"))

@@ -42,11 +42,17 @@ class UNetBackbone(nn.Module):
 
 
 @gin.configurable
-def sd2_backbone(pretrained_dir: str = gin.REQUIRED) -> UNetBackbone:
-    """The UNet of a local Stable Diffusion 2 directory (diffusers layout), empty-prompt conditioned."""
-    root = require_layout(pretrained_dir, SD2_LAYOUT, "Stable Diffusion 2 (diffusers layout)")
+def sd2_backbone(pretrained_dir: str = gin.REQUIRED, pad_prompt: bool = False) -> UNetBackbone:
+    """The UNet of a local diffusers directory (SD2, or a released Marigold / E2E-FT / Lotus
+    checkpoint), conditioned on the empty prompt.
+
+    `pad_prompt`: False encodes "" as Marigold's and E2E-FT's training code and diffusers'
+    MarigoldDepthPipeline do ([1, 2, D]); True pads to 77 tokens as SD2 pipelines and Lotus do.
+    FiffDepth's choice is not public; it follows Marigold, whose code it builds on.
+    """
+    root = require_layout(pretrained_dir, SD2_LAYOUT, "diffusers checkpoint (SD2 layout)")
     unet = UNet2DConditionModel.from_pretrained(root, subfolder="unet")
-    return UNetBackbone(unet, empty_prompt_embedding(root))
+    return UNetBackbone(unet, empty_prompt_embedding(root, pad=pad_prompt))
 
 
 @gin.configurable

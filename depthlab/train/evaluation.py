@@ -32,12 +32,20 @@ def teacher_predict_fn(teacher: Teacher, device: torch.device) -> PredictFn:
     return predict
 
 
-def evaluate_sets(predict: PredictFn, space: Space, eval_sets: Mapping[str, str | None],
+EvalSpec = Mapping[str, "str | None | Mapping[str, object]"]
+
+
+def evaluate_sets(predict: PredictFn, space: Space, eval_sets: EvalSpec,
                   progress: bool = True) -> dict[str, dict[str, float]]:
-    """{eval_set: {metric: mean}} for each named evaluation set, aligned in `space`."""
+    """{eval_set: {metric: mean}} for each named evaluation set, aligned in `space`.
+
+    Each value is the set's data directory (None for built-in sets) or a dict of options for
+    its factory, e.g. {'data_dir': '/data/nyu'} or {'length': 16} for a mini-world set.
+    """
     results = {}
-    for name, data_dir in eval_sets.items():
-        dataset = build_dataset(name, data_dir)
+    for name, spec in eval_sets.items():
+        options = dict(spec) if isinstance(spec, Mapping) else {"data_dir": spec}
+        dataset = build_dataset(name, options.pop("data_dir", None), **options)
         result = evaluate_predictor(predict, dataset, alignment=Space(space).value,
                                     progress=progress)
         results[name] = {**result.means, "count": result.count}

@@ -159,7 +159,7 @@ class Trainer:
                     self.board.scalars(scalars, step)
                     bar.set_postfix(loss=f"{scalars['loss/total']:.4f}")
                     log.info("step %d %s", step + 1, " ".join(
-                        f"{k}={v:.6g}" for k, v in scalars.items()))
+                        f"{k}={v!r}" for k, v in scalars.items()))
                 if completed % self.checkpoint_every == 0 and completed < self.steps:
                     self.save(completed)
                 if self.validate_every and completed % self.validate_every == 0 \

@@ -19,11 +19,12 @@ def test_sd2_backbone_loads_unet_and_empty_prompt(tiny_sd2_dir):
         assert torch.equal(p, q), name
     tokenizer = CLIPTokenizer.from_pretrained(tiny_sd2_dir, subfolder="tokenizer")
     encoder = CLIPTextModel.from_pretrained(tiny_sd2_dir, subfolder="text_encoder")
-    ids = tokenizer("", padding="max_length", max_length=tokenizer.model_max_length,
-                    return_tensors="pt").input_ids
+    ids = tokenizer("", return_tensors="pt").input_ids
     with torch.no_grad():
         assert torch.allclose(backbone.prompt_embedding, encoder(ids)[0])
+    assert sd2_backbone(pretrained_dir=str(tiny_sd2_dir), pad_prompt=True).prompt_embedding.shape[1] == 8
     latent = torch.randn(2, 4, 8, 8)
+    assert backbone.prompt_embedding.shape[1] == 2  # "" unpadded: <|startoftext|><|endoftext|>
     for t in (0.0, -1.0, 999.0):
         assert backbone(latent, t).shape == latent.shape
 

@@ -58,3 +58,11 @@ def test_occupied_run_dir_is_refused(repo_root, tmp_path):
                      str(tmp_path / "run"))
     assert_clean_error(result, "--resume", "--overwrite")
     assert (tmp_path / "run" / "config.gin").read_text() == "# earlier run\n"
+
+
+def test_list_blocks_names_the_fiffdepth_pieces(repo_root):
+    result = run_cli(repo_root, "--list-blocks")
+    assert result.returncode == 0
+    for block in ("FiffDepth", "TMinusOneFilter", "sd2_backbone", "depth_anything_v2",
+                  "MixedBatches", "Trainer", "lowpass_teacher", "mini_codec"):
+        assert block in result.stdout

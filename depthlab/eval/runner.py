@@ -1,0 +1,173 @@
+"""Evaluate a predictor or a folder of predictions on an evaluation set.
+
+Both paths share `score_sample` (check and resize -> alignment -> clipping -> metrics), which the
+trainer's validation also uses, so every number depthlab reports comes from one code path.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from depthlab.errors import UserError
+from depthlab.eval import report
+from depthlab.eval.alignment import align, clip_prediction
+from depthlab.eval.boundary import (boundary_f1, boundary_recall, depth_boundary_error,
+                                    gt_depth_edges)
+from depthlab.eval.da2k import pair_hits
+from depthlab.eval.datasets.registry import EvalDataset, EvalSample, SampleError
+from depthlab.eval.metrics import (BOUNDARY_METRICS, PAIR_METRICS, PROTOCOL_METRICS,
+                                   check_metric_names, depth_metrics)
+from depthlab.eval.predictions import load_prediction, prepare_prediction
+from depthlab.targets import Space
+
+
+@dataclasses.dataclass
+class EvalResult:
+    """Mean metrics over the evaluated samples, the per-sample rows and the skipped samples."""
+
+    dataset: str
+    alignment: str
+    metrics: list[str]
+    means: dict[str, float]
+    count: int
+    per_sample: list[dict]
+    skipped: list[tuple[str, str]]
+    label: str = ""
+
+    def to_dict(self) -> dict:
+        return report.result_dict(self)
+
+    def write_json(self, path: str | Path) -> None:
+        report.write_json([self], path)
+
+    def write_csv(self, path: str | Path) -> None:
+        report.write_csv([self], path)
+
+    def markdown(self) -> str:
+        return report.markdown_table([self])
+
+
+def score_sample(pred: np.ndarray, sample: EvalSample, alignment: Space | str,
+                 metrics: Sequence[str], clip: tuple[float, float]) -> dict:
+    """Metrics of one raw affine-invariant prediction (any resolution) against one sample."""
+    space = Space(alignment)
+    pred = prepare_prediction(pred, sample.id, sample.depth.shape)
+    record: dict = {"id": sample.id}
+    if any(m not in PAIR_METRICS for m in metrics):
+        if not sample.valid.any():
+            raise SampleError(sample.id, "no valid ground-truth pixel")
+        try:
+            aligned = align(pred, sample.depth, sample.valid, space)
+        except (ValueError, np.linalg.LinAlgError) as error:
+            raise SampleError(sample.id, f"cannot align the prediction: {error}") from None
+        depth = clip_prediction(aligned.depth, *clip)
+        record.update(scale=aligned.scale, shift=aligned.shift)
+        record.update(depth_metrics(depth, sample.depth, sample.valid,
+                                    [m for m in metrics if m in PROTOCOL_METRICS]))
+        record.update(_boundary_metrics(depth, sample, metrics))
+    if "da2k_acc" in metrics:
+        if sample.pairs is None:
+            raise SampleError(sample.id, "da2k_acc needs annotated point pairs (dataset da2k)")
+        hits, total = pair_hits(pred, sample.pairs, space)
+        record.update(da2k_acc=hits / total if total else math.nan, da2k_pairs=total)
+    return record
+
+
+def _boundary_metrics(depth: np.ndarray, sample: EvalSample, metrics: Sequence[str]) -> dict:
+    """Boundary F1 over neighbour pairs that both have GT; recall where a mask ships; DBE on the
+    shipped GT edges or, without them, Canny edges of the GT."""
+    out: dict = {}
+    has_gt = np.isfinite(sample.depth) & (sample.depth > 0)
+    gt = np.where(has_gt, sample.depth, 0).astype(np.float32)
+    if "boundary_f1" in metrics:
+        out["boundary_f1"] = boundary_f1(depth, gt, None if has_gt.all() else has_gt)
+    if "boundary_recall" in metrics:
+        out["boundary_recall"] = (math.nan if sample.mask is None
+                                  else boundary_recall(depth, sample.mask))
+    if "dbe_acc" in metrics or "dbe_comp" in metrics:
+        edges = sample.edges if sample.edges is not None else gt_depth_edges(gt, has_gt)
+        acc, comp = depth_boundary_error(depth, edges)
+        out.update({k: v for k, v in (("dbe_acc", acc), ("dbe_comp", comp)) if k in metrics})
+    return out
+
+
+def resolve_metrics(metrics: Sequence[str] | None, dataset: EvalDataset) -> list[str]:
+    return check_metric_names(list(dataset.default_metrics) if metrics is None else metrics)
+
+
+def clip_range(dataset: EvalDataset) -> tuple[float, float]:
+    """The prediction clip: the set's own (DIODE) or its valid depth range."""
+    clip = getattr(dataset, "prediction_clip", None)
+    return tuple(clip) if clip is not None else (dataset.min_depth, dataset.max_depth)
+
+
+def mean_metrics(per_sample: list[dict], metrics: Sequence[str]) -> dict[str, float]:
+    """Mean over images; DA-2K over pairs; boundary metrics over images where they are defined."""
+    means = {}
+    for name in metrics:
+        values = np.array([r[name] for r in per_sample], dtype=np.float64)
+        if name == "da2k_acc":
+            weights = np.array([r["da2k_pairs"] for r in per_sample], dtype=np.float64)
+            total = weights.sum()
+            means[name] = float(np.sum(values * weights) / total) if total else math.nan
+        elif name in BOUNDARY_METRICS:
+            defined = values[~np.isnan(values)]
+            means[name] = float(defined.mean()) if defined.size else math.nan
+        else:
+            means[name] = float(values.mean())
+    return means
+
+
+def _evaluate(dataset: EvalDataset, get_prediction: Callable[[int, EvalSample], np.ndarray],
+              alignment: str, metrics: Sequence[str] | None, skip_bad: bool,
+              progress: bool) -> EvalResult:
+    names = resolve_metrics(metrics, dataset)
+    try:
+        space = Space(alignment)
+    except ValueError:
+        raise UserError(f"unknown alignment space '{alignment}'; use one of "
+                        f"{', '.join(s.value for s in Space)}") from None
+    clip = clip_range(dataset)
+    per_sample, skipped = [], []
+    for index in tqdm(range(len(dataset)), desc=f"evaluating {dataset.name}", disable=not progress,
+                      dynamic_ncols=True):
+        try:
+            sample = dataset[index]
+            per_sample.append(score_sample(get_prediction(index, sample), sample, space, names,
+                                           clip))
+        except SampleError as error:
+            if not skip_bad:
+                raise
+            skipped.append((error.sample_id, error.reason))
+    if not per_sample:
+        raise UserError(f"no sample of '{dataset.name}' could be evaluated "
+                        f"({len(skipped)} skipped; first: {skipped[0][0]}: {skipped[0][1]})"
+                        if skipped else f"dataset '{dataset.name}' has no samples")
+    return EvalResult(dataset=dataset.name, alignment=space.value, metrics=names,
+                      means=mean_metrics(per_sample, names), count=len(per_sample),
+                      per_sample=per_sample, skipped=skipped)
+
+
+def evaluate_predictor(predict: Callable[[np.ndarray], np.ndarray], dataset: EvalDataset,
+                       alignment: str, metrics: Sequence[str] | None = None,
+                       skip_bad: bool = False, progress: bool = True) -> EvalResult:
+    """Run `predict` (HxWx3 uint8 RGB -> affine-invariant map in `alignment` space, any
+    resolution) on every sample and score it."""
+    return _evaluate(dataset, lambda index, sample: predict(sample.rgb), alignment, metrics,
+                     skip_bad, progress)
+
+
+def evaluate_prediction_dir(predictions_dir: str | Path, dataset: EvalDataset, alignment: str,
+                            metrics: Sequence[str] | None = None, skip_bad: bool = False,
+                            progress: bool = True) -> EvalResult:
+    """Score `.npy` predictions named after each sample's RGB path (extension replaced)."""
+    root = Path(predictions_dir)
+    if not root.is_dir():
+        raise UserError(f"predictions directory does not exist: {root}")
+    return _evaluate(dataset, lambda index, sample: load_prediction(root, dataset.sample_id(index)),
+                     alignment, metrics, skip_bad, progress)

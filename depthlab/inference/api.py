@@ -1,0 +1,150 @@
+"""Python API for inference: `Predictor` wraps a `DepthModel`, `load_predictor` builds one from
+gin files and weights.
+
+    predictor = load_predictor(["experiments/fiffdepth.gin"], "runs/fiffdepth")
+    maps = predictor.predict([Image.open("photo.jpg")])   # HxW float32 in [0, 1]
+
+Each image is resized to the processing resolution, padded to the codec's multiple, predicted in
+batches of images of equal padded size, cropped and resized back to its own resolution.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from depthlab.errors import UserError
+from depthlab.inference.images import to_rgb_array
+from depthlab.inference.processing import (default_processing_res, pad_to_multiple,
+                                           processing_size, resize)
+from depthlab.models.depth_model import DepthModel
+from depthlab.targets import Space
+from depthlab.train.checkpoint import load_model_weights
+
+DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+          "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+RUN_CONFIG = "config.gin"
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@dataclass
+class Prepared:
+    """One image as the network sees it: `rgb` [1, 3, H', W'] padded, `size` the processing
+    size before padding, `original` the input's (H, W)."""
+
+    rgb: torch.Tensor
+    size: tuple[int, int]
+    original: tuple[int, int]
+
+    def restore(self, unit: torch.Tensor) -> np.ndarray:
+        """[1, 1, H', W'] prediction -> HxW at the input's size: crop, resize back, clip."""
+        unit = resize(unit[..., :self.size[0], :self.size[1]], self.original)
+        return unit[0, 0].clamp(0.0, 1.0).cpu().numpy()
+
+
+class Predictor:
+    """Affine-invariant prediction for a list of images, each at its own resolution.
+
+    `processing_res`: None = the recipe's default (`default_processing_res`), 0 = native, N = the
+    longer side resized to N. `device` None keeps the model where it is. `dtype` 'bfloat16' or
+    'float16' runs under autocast (weights stay float32); `compile` compiles the UNet.
+    """
+
+    def __init__(self, model: DepthModel, processing_res: int | None = None, batch_size: int = 1,
+                 device: str | None = None, dtype: str = "float32", compile: bool = False):
+        if dtype not in DTYPES:
+            raise UserError(f"Unknown dtype '{dtype}': choose float32, bfloat16 or float16.")
+        if batch_size < 1:
+            raise UserError(f"The batch size must be at least 1; got {batch_size}.")
+        self.model = model if device is None else model.to(device)
+        self.device = next(model.parameters()).device
+        self.processing_res = (default_processing_res() if processing_res is None
+                               else int(processing_res))
+        processing_size(1, 1, self.processing_res)  # validates the resolution
+        self.batch_size = batch_size
+        self.dtype = DTYPES[dtype]
+        self.multiple = model.codec.downsample_factor
+        if compile:
+            model.backbone.unet.compile()
+
+    @property
+    def space(self) -> Space:
+        return self.model.space
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def prepare(self, image: np.ndarray | Image.Image) -> Prepared:
+        """Image -> padded network input, its unpadded processing size and its own size."""
+        array = to_rgb_array(image)
+        rgb = torch.from_numpy(array).permute(2, 0, 1)[None].to(self.device)
+        size = processing_size(*array.shape[:2], self.processing_res)
+        return Prepared(pad_to_multiple(resize(rgb, size), self.multiple), size, array.shape[:2])
+
+    def predict(self, images: Sequence[np.ndarray | Image.Image]) -> list[np.ndarray]:
+        """HxW float32 maps in [0, 1] (in `space`), one per image at that image's resolution."""
+        inputs = [self.prepare(image) for image in images]
+        by_shape: dict[tuple[int, ...], list[int]] = defaultdict(list)
+        for index, prepared in enumerate(inputs):
+            by_shape[tuple(prepared.rgb.shape)].append(index)
+        outputs: list[np.ndarray] = [np.empty(0, np.float32)] * len(inputs)
+        was_training = self.model.training
+        if was_training:  # toggling walks every submodule: skip it when already in eval mode
+            self.model.eval()
+        try:
+            for indices in by_shape.values():
+                for start in range(0, len(indices), self.batch_size):
+                    chunk = indices[start:start + self.batch_size]
+                    with torch.inference_mode(), self.autocast():
+                        unit = self.model.predict(torch.cat([inputs[i].rgb for i in chunk]))
+                    for row, index in enumerate(chunk):
+                        outputs[index] = inputs[index].restore(unit[row:row + 1].float())
+        finally:
+            if was_training:
+                self.model.train()
+        return outputs
+
+
+def run_config_for(weights: str | Path) -> Path:
+    """The `config.gin` of the run that `weights` (run dir, checkpoint dir or file) belongs to."""
+    path = Path(weights).expanduser().resolve()
+    for candidate in [path, *path.parents][:4]:
+        if (candidate / RUN_CONFIG).is_file():
+            return candidate / RUN_CONFIG
+    raise UserError(f"No gin file was given and no {RUN_CONFIG} was found next to the weights "
+                    f"'{weights}': pass the experiment with --gin.")
+
+
+def load_predictor(gin_files: Sequence[str], weights: str | None, bindings: Sequence[str] = (),
+                   processing_res: int | None = None, **kwargs) -> Predictor:
+    """Parse the gin files, build the `DepthModel`, load `weights` and wrap it in a `Predictor`.
+
+    `weights`: a run directory (its latest checkpoint), a checkpoint directory or a .safetensors
+    file; None for a released checkpoint configured entirely in gin (e.g. Marigold). With no gin
+    files, the run's own `config.gin` is used. `kwargs` go to `Predictor` (device defaults to
+    CUDA when available).
+    """
+    from depthlab.config import build, parse_config  # local import: config imports every block
+
+    gin_files = list(gin_files)
+    if not gin_files:
+        if weights is None:
+            raise UserError("Give a gin file (--gin), weights from a run (--weights), or both.")
+        gin_files = [str(run_config_for(weights))]
+    parse_config(gin_files, bindings)
+    model = build(DepthModel, "depth model").eval()
+    if weights is not None:
+        load_model_weights(model, weights)
+    kwargs["device"] = kwargs.get("device") or default_device()
+    return Predictor(model, processing_res=processing_res, **kwargs)
