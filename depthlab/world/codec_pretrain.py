@@ -3,9 +3,17 @@
 The mini world has no pretrained Stable Diffusion VAE, so `mini_codec()` trains `small_vae()` on
 mini-world RGB (both domains) and depth maps normalised to [-1, 1] the Marigold way in all three
 target spaces (so any `target_space` binding works), repeated to three channels. The loss is L1
-reconstruction (on random crops: the VAE is convolutional, crops are 4x cheaper) plus a small KL
-term. The result is saved with `save_pretrained` under a directory named by a hash of the training
-configuration and reloaded from there afterwards; `scaling_factor` is set to 1 / std of latents.
+reconstruction on random crops (the VAE is convolutional; crops are 4x cheaper), with depth errors
+weighted as relative depth errors, plus a small KL term; the decoder is trained on the posterior
+mean, the only thing the codec ever encodes. The result is saved with `save_pretrained` under a
+directory named by a hash of the configuration and reloaded afterwards; `scaling_factor` is set
+to 1 / std of the latents.
+
+Measured with the defaults (600 steps of 32 crops, about 2 minutes on 2 CPU cores): depth
+round-trip AbsRel about 0.047 on the test scenes of both domains, short of a 0.02 target. Training
+converges slowly (a 3000-step schedule of 16 crops, about 5 minutes, was at 0.032 after 2500
+steps; 0.026 with `small_vae.latent_channels = 16`), so `steps` is the binding to raise when
+accuracy matters more than the first run's time.
 """
 from __future__ import annotations
 

@@ -57,7 +57,8 @@ class SplitListDataset:
         return EvalSample(id=sample_id, rgb=rgb, depth=depth, valid=valid)
 
     def read_depth(self, sample_id: str, row: list[str], shape: tuple[int, int]) -> np.ndarray:
-        raise NotImplementedError
+        """Decode the GT depth of a row in metres; every protocol set defines its own."""
+        raise TypeError(f"{type(self).__name__} does not say how to read its depth maps")
 
     def crop(self, sample_id: str, image: np.ndarray) -> np.ndarray:
         return image

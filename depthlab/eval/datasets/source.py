@@ -5,6 +5,8 @@ relative paths address the extracted folder, so loaders never care which one the
 """
 from __future__ import annotations
 
+import abc
+
 import tarfile
 from pathlib import Path
 from typing import Sequence
@@ -12,21 +14,23 @@ from typing import Sequence
 from depthlab.errors import UserError
 
 
-class DataSource:
+class DataSource(abc.ABC):
     """A dataset root: a folder or a tar archive, addressed by POSIX paths relative to it."""
 
     def __init__(self, root: Path):
         self.root = root
 
+    @abc.abstractmethod
     def read_bytes(self, rel_path: str) -> bytes:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def exists(self, rel_path: str) -> bool:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def list_files(self, prefix: str = "") -> list[str]:
         """Sorted relative paths of all files under `prefix` (a folder path, '' for all)."""
-        raise NotImplementedError
 
     def describe(self, rel_path: str) -> str:
         """A path a user can look for, for messages."""
