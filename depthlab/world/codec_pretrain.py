@@ -30,7 +30,6 @@ from pathlib import Path
 import gin
 import numpy as np
 import torch
-import torch.nn.functional as F
 from diffusers import AutoencoderKL
 from tqdm import tqdm
 

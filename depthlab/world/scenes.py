@@ -83,6 +83,8 @@ def render_scene(seed: int, domain: str = "synthetic", size: int = 64) -> Scene:
                         f"{', '.join(DOMAINS)}.")
     if size < 8:
         raise UserError(f"Mini-world images must be at least 8 pixels wide, not {size}.")
+    if seed < 0:
+        raise UserError(f"Mini-world scene seeds are non-negative integers, not {seed}.")
     layout = sample_layout(int(seed))
     hits, directions = cast(layout.camera.view(size), layout.prims)
     valid = np.isfinite(hits.t) & (hits.t <= MAX_DEPTH)

@@ -9,14 +9,12 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-
-def _to_uint8(rgb: np.ndarray) -> np.ndarray:
-    return np.round(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8)
+from depthlab.world.oracle import quantise
 
 
 def develop_clean(linear: np.ndarray) -> np.ndarray:
     """Synthetic domain: plain gamma 2.2, no noise."""
-    return _to_uint8(np.clip(linear, 0.0, 1.0) ** (1.0 / 2.2))
+    return quantise(np.clip(linear, 0.0, 1.0) ** (1.0 / 2.2))
 
 
 def develop_real(linear: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -33,4 +31,4 @@ def develop_real(linear: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     image = image + rng.normal(size=image.shape) * np.sqrt(shot * image + read**2)
     image = np.clip(image, 0.0, 1.0) ** (1.0 / rng.uniform(1.6, 2.8))
     contrast = rng.uniform(0.8, 1.0)  # washed-out blacks, a lifted tone curve
-    return _to_uint8(contrast * image + (1.0 - contrast) * rng.uniform(0.05, 0.25))
+    return quantise(contrast * image + (1.0 - contrast) * rng.uniform(0.05, 0.25))

@@ -131,6 +131,7 @@ def _palette(domain: str, role: str, rng: np.random.Generator) -> np.ndarray:
 
 
 def sample_materials(domain: str, roles: list[str], rng: np.random.Generator) -> list[Material]:
+    """One material per role: a texture family of `domain`, two colours, a scale and an axis."""
     families = list(FAMILIES[domain])
     materials = []
     for role in roles:

@@ -1,6 +1,9 @@
 """The mini codec: depth survives the round trip, and training happens once per configuration."""
+import dataclasses
 import logging
+from pathlib import Path
 
+import gin
 import pytest
 import torch
 
@@ -9,6 +12,7 @@ from depthlab.world.codec_pretrain import (CodecTraining, codec_round_trip_abs_r
                                            mini_codec)
 from depthlab.world.datasets import MiniWorldDataset
 
+REPO = Path(__file__).resolve().parents[2]
 TINY = dict(steps=2, batch_size=4, scenes_per_domain=2)
 # The brief asks for AbsRel < 0.02. The default ~2-minute training reaches about 0.047 on both
 # domains (see depthlab/world/codec_pretrain.py), so this bound guards against regressions only.
@@ -62,3 +66,21 @@ def test_cache_key_covers_training_and_architecture():
     assert config_hash(vae, CodecTraining()) == base
     assert config_hash(vae, CodecTraining(steps=7)) != base
     assert config_hash(small_vae(latent_channels=8), CodecTraining()) != base
+
+
+def test_gin_file_binds_the_code_defaults():
+    """So the tests' default codec and the main job's share one cache entry."""
+    import depthlab.models.depth_model  # noqa: F401  (registers DepthModel for the gin file)
+
+    gin.clear_config()
+    try:
+        gin.parse_config_file(str(REPO / "gin/codecs/mini.gin"))
+        for field in dataclasses.fields(CodecTraining):
+            try:
+                bound = gin.query_parameter(f"mini_codec.{field.name}")
+            except ValueError:
+                continue  # not bound: the default applies
+            assert bound == field.default, field.name
+        assert tuple(gin.query_parameter("small_vae.block_out_channels")) == (32, 64, 64)
+    finally:
+        gin.clear_config()
