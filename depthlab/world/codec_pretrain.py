@@ -9,11 +9,12 @@ mean, the only thing the codec ever encodes. The result is saved with `save_pret
 directory named by a hash of the configuration and reloaded afterwards; `scaling_factor` is set
 to 1 / std of the latents.
 
-Measured with the defaults (600 steps of 32 crops, about 2 minutes on 2 CPU cores): depth
-round-trip AbsRel about 0.047 on the test scenes of both domains, short of a 0.02 target. Training
-converges slowly (a 3000-step schedule of 16 crops, about 5 minutes, was at 0.032 after 2500
-steps; 0.026 with `small_vae.latent_channels = 16`), so `steps` is the binding to raise when
-accuracy matters more than the first run's time.
+Measured with the defaults (600 steps of 16 crops, about 2 minutes on 2 idle CPU cores): depth
+round-trip AbsRel 0.047 (synthetic) and 0.046 (real) on the 128 test scenes of each domain,
+short of a 0.02 target; the codec blurs depth edges. Training converges slowly: 32 crops per step
+(about 4 minutes) gave 0.043, and a 3000-step schedule of 16 crops (about 10 minutes) was at
+0.032 after 2500 steps (0.026 with `small_vae.latent_channels = 16`). `steps` is the binding to
+raise when accuracy matters more than the first run's time.
 """
 from __future__ import annotations
 
