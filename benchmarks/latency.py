@@ -34,9 +34,9 @@ from diffusers import MarigoldDepthPipeline
 from PIL import Image
 
 from depthlab.inference.api import DTYPES, Predictor
-from depthlab.inference.modes import DirectLatentMode, E2EFTMode, LotusDMode, MarigoldMode
-from depthlab.inference.random_components import (marigold_components, text_encoder,
-                                                  tiny_tokenizer, unet)
+from depthlab.models.modes import DirectLatentMode, E2EFTMode, LotusDMode, MarigoldMode
+from depthlab.testing.tiny_models import (marigold_components, text_encoder, tiny_tokenizer,
+                                          unet)
 from depthlab.models.backbone import UNetBackbone
 from depthlab.models.codec import LatentCodec
 from depthlab.models.depth_model import DepthModel

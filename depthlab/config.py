@@ -117,6 +117,11 @@ def build(factory: Callable[..., T], what: str) -> T:
     """Call a gin-configured factory, turning gin's missing-binding errors into a `UserError`."""
     try:
         return factory()
+    except UserError as error:  # gin appends "In call to configurable ..." lines: drop them
+        lines = str(error).splitlines()
+        raise UserError(" ".join(l for l in lines if not l.strip().startswith("In call to "
+                                                                              "configurable"))
+                        ) from None
     except (RuntimeError, ValueError, TypeError) as error:
         message = str(error)
         if "Required bindings" in message or "No bindings specified" in message or \

@@ -13,6 +13,8 @@ from typing import Callable, TypeVar
 F = TypeVar("F", bound=Callable[..., int | None])
 
 EXIT_USER_ERROR = 2
+EXIT_PREEMPTED = 75  # EX_TEMPFAIL: stopped by SIGTERM / SIGUSR1 after a checkpoint; resume it
+EXIT_INTERRUPTED = 130
 
 
 class UserError(Exception):
@@ -37,6 +39,6 @@ def cli_entry(main: F) -> F:
             sys.exit(EXIT_USER_ERROR)
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
-            sys.exit(130)
+            sys.exit(EXIT_INTERRUPTED)
 
     return wrapper  # type: ignore[return-value]

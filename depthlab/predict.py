@@ -1,9 +1,10 @@
 """Predict depth for photos: `python -m depthlab.predict --gin EXPERIMENT --weights RUN
 --input FILE_OR_DIR ... --output DIR`.
 
-Writes NAME.npy (raw float32 in [0, 1]), NAME_16bit.png, NAME_color.png and optionally NAME.ply
-per image. A file that cannot be read is reported and skipped; the others are still written and
-the exit code is 1 if anything was skipped.
+Writes NAME.npy (the raw float32 map: in [0, 1] for affine-invariant models, metres for metric
+ones), NAME_16bit.png, NAME_color.png and optionally NAME.ply per image. A file that cannot be
+read is reported and skipped; the others are still written and the exit code is 1 if anything
+was skipped.
 """
 from __future__ import annotations
 
@@ -45,7 +46,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--colormap", default="Spectral",
                         help="matplotlib colormap; its low end marks near points")
     parser.add_argument("--intrinsics", type=Intrinsics.parse, metavar="FX,FY,CX,CY",
-                        help="pinhole intrinsics in input pixels, for ply")
+                        help="pinhole intrinsics in input pixels, for ply; the principal point in "
+                             "continuous coordinates (the first pixel's centre is 0.5, 0.5; add "
+                             "0.5 to OpenCV's cx, cy)")
     parser.add_argument("--fov", type=float, default=60.0, metavar="DEG",
                         help="horizontal field of view for ply when no intrinsics are given")
     parser.add_argument("--depth-ratio", type=float, default=10.0, metavar="R",
@@ -74,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     predictor = load_predictor(args.gin, args.weights, args.bind, args.processing_res,
                                batch_size=args.batch_size, device=args.device, dtype=args.dtype,
                                compile=args.compile)
-    writer = OutputWriter(args.output, kinds, predictor.space, args.colormap, args.intrinsics,
+    writer = OutputWriter(args.output, kinds, predictor.output_kind, args.colormap, args.intrinsics,
                           args.fov, args.depth_ratio)
     jobs = list(zip(files, output_names(files)))
     skipped: list[str] = []
@@ -92,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 writer.write(name, unit, rgb)
                 bar.update(1)
     done = len(jobs) - len(skipped)
-    print(f"wrote {done} prediction(s) ({predictor.space.value}) to {args.output}"
+    print(f"wrote {done} prediction(s) ({predictor.output_kind.description}) to {args.output}"
           + (f"; skipped {len(skipped)} unreadable file(s): {', '.join(skipped)}" if skipped
              else ""), file=sys.stderr)
     return EXIT_SKIPPED if skipped else 0

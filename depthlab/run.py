@@ -3,6 +3,9 @@
 Files are parsed in order, bindings last. The run directory (default
 `runs/<experiment>-<timestamp>`) receives config.gin, operative_config.gin, TensorBoard events,
 checkpoints/, train.log and metrics.json.
+
+Exit codes: 0 done; 2 a configuration mistake; 75 stopped by SIGTERM or SIGUSR1 after writing a
+checkpoint (continue with --resume); 130 interrupted with Ctrl-C (a checkpoint is written too).
 """
 from __future__ import annotations
 
@@ -14,8 +17,8 @@ from pathlib import Path
 import gin
 
 from depthlab import config, run_dir as runs
-from depthlab.errors import UserError, cli_entry
-from depthlab.train.checkpoint import latest_checkpoint
+from depthlab.errors import EXIT_PREEMPTED, UserError, cli_entry
+from depthlab.models.weights import latest_checkpoint
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -59,20 +62,28 @@ def main(argv: list[str] | None = None) -> int:
     config.parse_config(args.gin, args.bind)
     run_dir = runs.choose_run_dir(args.run_dir, runs.experiment_name(args.gin), args.resume,
                                   args.overwrite)
-    from depthlab.train.loop import Trainer  # heavy imports after the cheap checks
+    from depthlab.train.loop import build_trainer  # heavy imports after the cheap checks
+    from depthlab.train.signals import Preempted
 
-    trainer = config.build(lambda: Trainer(run_dir=run_dir), "trainer")
     checkpoint = latest_checkpoint(run_dir) if args.resume else None
     _check_same_config(run_dir, checkpoint)
+    trainer = build_trainer(run_dir)
     runs.prepare(run_dir, args.overwrite)
     setup_logging(run_dir)
     if checkpoint is None:
         write_config(run_dir, args.gin, args.bind, "config.gin")
+        trainer.start_fresh()
     else:
         trainer.resume_from(checkpoint)
     print(f"run directory: {run_dir}", flush=True)
-    trainer.run(on_first_step=lambda: (run_dir / "operative_config.gin").write_text(
-        gin.operative_config_str()))
+    try:
+        trainer.run(on_first_step=lambda: (run_dir / "operative_config.gin").write_text(
+            gin.operative_config_str()))
+    except Preempted as stop:
+        print(f"{stop.signal_name}: stopped after step {stop.step} and saved {stop.checkpoint}; "
+              f"continue with the same --gin and --bind plus --resume --run-dir {run_dir}",
+              file=sys.stderr)
+        return EXIT_PREEMPTED
     print(f"metrics written to {run_dir / 'metrics.json'}")
     return 0
 

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from depthlab.errors import UserError
-from depthlab.train.checkpoint import latest_checkpoint
+from depthlab.models.weights import latest_checkpoint
 
 RUNS_ROOT = Path("runs")
 

@@ -29,7 +29,11 @@ def depth_to_space(depth: torch.Tensor, space: Space | str) -> torch.Tensor:
     if space is Space.DEPTH:
         return depth
     disparity = torch.where(depth > 0, 1.0 / depth.clamp_min(1e-12), torch.zeros_like(depth))
-    return disparity if space is Space.DISPARITY else disparity.sqrt()
+    if space is Space.DISPARITY:
+        return disparity
+    if space is Space.SQRT_DISPARITY:
+        return disparity.sqrt()
+    raise ValueError(f"no conversion from depth to the space {space!r}")
 
 
 def masked_quantiles(values: torch.Tensor, valid: torch.Tensor, low: float,
@@ -91,7 +95,12 @@ class TargetEncoder:
         if output_space is self.space:
             return quantile_normalise(output, valid)
         unit = (quantile_normalise(output, valid) + 1.0) / 2.0 + self.inversion_offset
-        if output_space is Space.SQRT_DISPARITY:
-            unit = unit.square()  # back to disparity
-        as_depth = unit if output_space is Space.DEPTH else 1.0 / unit
+        if output_space is Space.DEPTH:
+            as_depth = unit
+        elif output_space is Space.DISPARITY:
+            as_depth = 1.0 / unit
+        elif output_space is Space.SQRT_DISPARITY:
+            as_depth = 1.0 / unit.square()
+        else:
+            raise ValueError(f"no conversion from the space {output_space!r}")
         return quantile_normalise(depth_to_space(as_depth, self.space), valid)

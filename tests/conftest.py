@@ -17,13 +17,13 @@ def repo_root() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_sd2_dir(tmp_path_factory) -> Path:
-    from tiny_models import save_tiny_sd2
+    from depthlab.testing.tiny_models import save_sd2_dir
 
-    return save_tiny_sd2(tmp_path_factory.mktemp("sd2"))
+    return save_sd2_dir(tmp_path_factory.mktemp("sd2"))
 
 
 @pytest.fixture(scope="session")
 def tiny_depth_anything_dir(tmp_path_factory) -> Path:
-    from tiny_models import save_tiny_depth_anything
+    from depthlab.testing.tiny_models import save_depth_anything_dir
 
-    return save_tiny_depth_anything(tmp_path_factory.mktemp("da2"))
+    return save_depth_anything_dir(tmp_path_factory.mktemp("da2"))

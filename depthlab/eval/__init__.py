@@ -6,8 +6,8 @@ with one shared per-sample path (alignment -> clipping -> metrics); `report` wri
 from depthlab.eval.datasets import (EvalDataset, EvalSample, SampleError, build_dataset,
                                     dataset_names, register_dataset)
 from depthlab.eval.report import markdown_table, write_csv, write_json
-from depthlab.eval.runner import (EvalResult, evaluate_prediction_dir, evaluate_predictor,
-                                  score_sample)
+from depthlab.eval.result import EvalResult
+from depthlab.eval.runner import evaluate_prediction_dir, evaluate_predictor, score_sample
 
 __all__ = ["EvalDataset", "EvalResult", "EvalSample", "SampleError", "build_dataset",
            "dataset_names", "evaluate_prediction_dir", "evaluate_predictor", "markdown_table",

@@ -1,7 +1,8 @@
 """Per-image least-squares alignment of an affine-invariant prediction, then the protocol's clip.
 
 The fit runs in float32 like the reference (`np.linalg.lstsq` on float32 arrays) and without its
-alignment downsampling (whose bug downsampled only the width).
+alignment downsampling (whose bug downsampled only the width). Alignment 'none' scores metric
+predictions (metres) as they are.
 """
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ import dataclasses
 
 import numpy as np
 
+from depthlab.errors import UserError
 from depthlab.targets import Space
 
+NO_ALIGNMENT = "none"
+ALIGNMENTS = tuple(s.value for s in Space) + (NO_ALIGNMENT,)
 MIN_DISPARITY = 1e-3  # the reference clips aligned disparity here before inverting
 MIN_DEPTH = 1e-6  # and every depth here before the metrics
 
@@ -43,14 +47,29 @@ def inverse(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def align(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray, space: Space | str) -> Alignment:
-    """Fit `pred` (affine-invariant in `space`) to GT depth on `valid` pixels; return depth.
+def check_alignment(alignment: str) -> str:
+    if alignment not in ALIGNMENTS:
+        raise UserError(f"Unknown alignment '{alignment}'; use one of {', '.join(ALIGNMENTS)}.")
+    return alignment
+
+
+def closer_is_smaller(alignment: str) -> bool:
+    """Whether nearer points have smaller raw values under `alignment` (depth and metres)."""
+    return check_alignment(alignment) in (Space.DEPTH.value, NO_ALIGNMENT)
+
+
+def align(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray, alignment: Space | str) -> Alignment:
+    """Fit `pred` (affine-invariant in the space `alignment`) to GT depth on `valid` pixels and
+    return depth; alignment 'none' takes `pred` as metres.
 
     Disparity fits on pixels where GT and prediction are positive (as the reference); the
     sqrt-disparity fit uses every valid pixel, as DepthMaster's evaluation does.
     """
-    space = Space(space)
+    alignment = check_alignment(getattr(alignment, "value", alignment))
     pred = pred.astype(np.float32, copy=False)
+    if alignment == NO_ALIGNMENT:
+        return Alignment(pred, 1.0, 0.0)
+    space = Space(alignment)
     gt = gt.astype(np.float32, copy=False)
     if space is Space.DEPTH:
         scale, shift = fit_scale_shift(pred, gt, valid)
@@ -60,10 +79,12 @@ def align(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray, space: Space | st
         mask = valid & (gt > 0) & (pred > 0)
         scale, shift = fit_scale_shift(pred, gt_disparity, mask)
         disparity = pred * scale + shift
-    else:
+    elif space is Space.SQRT_DISPARITY:
         mask = valid & (gt > 0)
         scale, shift = fit_scale_shift(pred, np.sqrt(gt_disparity), mask)
         disparity = (pred * scale + shift) ** 2
+    else:
+        raise UserError(f"No alignment is defined for the space '{space}'.")
     disparity = np.clip(disparity, MIN_DISPARITY, None)
     return Alignment(inverse(disparity), float(scale), float(shift))
 

@@ -11,7 +11,9 @@ from depthlab.eval import report
 from depthlab.eval.datasets import SampleError, build_dataset, dataset_names
 from depthlab.eval.datasets.registry import EvalDataset, dataset_options
 from depthlab.eval.metrics import ALL_METRICS, check_metric_names
-from depthlab.eval.runner import EvalResult, evaluate_prediction_dir, evaluate_predictor
+from depthlab.eval.result import EvalResult
+from depthlab.eval.runner import evaluate_prediction_dir, evaluate_predictor
+from depthlab.eval.alignment import ALIGNMENTS
 from depthlab.targets import Space
 
 MAX_LISTED_SKIPS = 20
@@ -20,8 +22,9 @@ MAX_LISTED_SKIPS = 20
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m depthlab.evaluate",
-        description="Evaluate affine-invariant depth with the Marigold protocol (least-squares "
-                    "alignment, per-image metrics averaged over images).")
+        description="Evaluate depth with the Marigold protocol: per-image least-squares "
+                    "alignment of affine-invariant predictions (none for metric ones), metrics "
+                    "averaged over images.")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--predictions", nargs="+", metavar="DIR",
                         help="folder(s) of .npy predictions named after each RGB path; one per "
@@ -42,9 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--split", nargs="+", default=[], metavar="FILE",
                         help="split list(s) replacing the shipped ones, in the order of --dataset "
                              "('-' keeps a dataset's own)")
-    parser.add_argument("--alignment", choices=[s.value for s in Space],
-                        help="space of the least-squares fit (default: the model's declared "
-                             "output space; depth for --predictions)")
+    parser.add_argument("--alignment", choices=ALIGNMENTS,
+                        help="space of the least-squares fit, or 'none' for metric predictions in "
+                             "metres (default: what the model's declared output kind needs; "
+                             "depth for --predictions)")
     parser.add_argument("--metrics", nargs="+", metavar="LIST",
                         help="metrics to compute, comma or space separated: "
                              + ", ".join(ALL_METRICS))
@@ -158,7 +162,7 @@ def _evaluate_model(args, datasets: list[EvalDataset], metrics) -> list[EvalResu
         if res not in predictors:
             predictors[res] = load_predictor(args.gin, args.weights, args.bind, processing_res=res)
         predictor = predictors[res]
-        alignment = args.alignment or Space(predictor.space).value
+        alignment = args.alignment or predictor.output_kind.alignment
         results.append(_guard(lambda: evaluate_predictor(
             lambda rgb: predictor.predict([rgb])[0], dataset, alignment, metrics,
             args.skip_bad, not args.no_progress)))

@@ -6,10 +6,9 @@ import csv
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
-if TYPE_CHECKING:
-    from depthlab.eval.runner import EvalResult
+from depthlab.eval.result import EvalResult
 
 PAPER_DATASET_ORDER = ("nyu", "kitti", "eth3d", "scannet", "diode")
 DATASET_LABELS = {"nyu": "NYUv2", "kitti": "KITTI", "eth3d": "ETH3D", "scannet": "ScanNet",
@@ -25,17 +24,17 @@ COLUMNS = (
 )
 
 
-def label(result: "EvalResult") -> str:
+def label(result: EvalResult) -> str:
     return result.label or DATASET_LABELS.get(result.dataset, result.dataset)
 
 
-def result_dict(result: "EvalResult") -> dict:
+def result_dict(result: EvalResult) -> dict:
     return {"dataset": result.dataset, "label": label(result), "alignment": result.alignment,
             "count": result.count, "metrics": {k: _json_number(v) for k, v in result.means.items()},
             "skipped": [{"id": i, "reason": r} for i, r in result.skipped]}
 
 
-def write_json(results: Sequence["EvalResult"], path: str | Path) -> None:
+def write_json(results: Sequence[EvalResult], path: str | Path) -> None:
     """One result as an object; several as {"datasets": [...]}, in table order."""
     ordered = ordered_results(results)
     body = result_dict(ordered[0]) if len(ordered) == 1 else {
@@ -44,7 +43,7 @@ def write_json(results: Sequence["EvalResult"], path: str | Path) -> None:
     Path(path).write_text(json.dumps(body, indent=2) + "\n")
 
 
-def write_csv(results: Sequence["EvalResult"], path: str | Path) -> None:
+def write_csv(results: Sequence[EvalResult], path: str | Path) -> None:
     """Per-sample rows of all results: dataset, id, scale, shift, then the metrics."""
     results = ordered_results(results)
     fields = ["dataset", "id"]
@@ -60,9 +59,9 @@ def write_csv(results: Sequence["EvalResult"], path: str | Path) -> None:
                 writer.writerow({"dataset": label(result), **row})
 
 
-def ordered_results(results: Sequence["EvalResult"]) -> list["EvalResult"]:
+def ordered_results(results: Sequence[EvalResult]) -> list[EvalResult]:
     """The papers' dataset order (NYUv2, KITTI, ETH3D, ScanNet, DIODE), then the rest as given."""
-    def rank(item: tuple[int, "EvalResult"]) -> tuple[int, int]:
+    def rank(item: tuple[int, EvalResult]) -> tuple[int, int]:
         position, result = item
         if result.dataset in PAPER_DATASET_ORDER:
             return PAPER_DATASET_ORDER.index(result.dataset), position
@@ -70,7 +69,7 @@ def ordered_results(results: Sequence["EvalResult"]) -> list["EvalResult"]:
     return [r for _, r in sorted(enumerate(results), key=rank)]
 
 
-def markdown_table(results: Sequence["EvalResult"]) -> str:
+def markdown_table(results: Sequence[EvalResult]) -> str:
     """One row per dataset; the columns of every metric any result has, in the papers' order."""
     ordered = ordered_results(results)
     present = {m for r in ordered for m in r.means}

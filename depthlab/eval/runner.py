@@ -5,7 +5,6 @@ trainer's validation also uses, so every number depthlab reports comes from one 
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 from typing import Callable, Sequence
@@ -14,8 +13,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from depthlab.errors import UserError
-from depthlab.eval import report
-from depthlab.eval.alignment import align, clip_prediction
+from depthlab.eval.alignment import align, check_alignment, clip_prediction
 from depthlab.eval.boundary import (boundary_f1, boundary_recall, depth_boundary_error,
                                     gt_depth_edges)
 from depthlab.eval.da2k import pair_hits
@@ -23,46 +21,21 @@ from depthlab.eval.datasets.registry import EvalDataset, EvalSample, SampleError
 from depthlab.eval.metrics import (BOUNDARY_METRICS, PAIR_METRICS, PROTOCOL_METRICS,
                                    check_metric_names, depth_metrics)
 from depthlab.eval.predictions import load_prediction, prepare_prediction
-from depthlab.targets import Space
+from depthlab.eval.result import EvalResult
 
 
-@dataclasses.dataclass
-class EvalResult:
-    """Mean metrics over the evaluated samples, the per-sample rows and the skipped samples."""
-
-    dataset: str
-    alignment: str
-    metrics: list[str]
-    means: dict[str, float]
-    count: int
-    per_sample: list[dict]
-    skipped: list[tuple[str, str]]
-    label: str = ""
-
-    def to_dict(self) -> dict:
-        return report.result_dict(self)
-
-    def write_json(self, path: str | Path) -> None:
-        report.write_json([self], path)
-
-    def write_csv(self, path: str | Path) -> None:
-        report.write_csv([self], path)
-
-    def markdown(self) -> str:
-        return report.markdown_table([self])
-
-
-def score_sample(pred: np.ndarray, sample: EvalSample, alignment: Space | str,
+def score_sample(pred: np.ndarray, sample: EvalSample, alignment: str,
                  metrics: Sequence[str], clip: tuple[float, float]) -> dict:
-    """Metrics of one raw affine-invariant prediction (any resolution) against one sample."""
-    space = Space(alignment)
+    """Metrics of one raw prediction (any resolution) against one sample: aligned in the space
+    `alignment` names, or taken as metres with alignment 'none'."""
+    alignment = check_alignment(alignment)
     pred = prepare_prediction(pred, sample.id, sample.depth.shape)
     record: dict = {"id": sample.id}
     if any(m not in PAIR_METRICS for m in metrics):
         if not sample.valid.any():
             raise SampleError(sample.id, "no valid ground-truth pixel")
         try:
-            aligned = align(pred, sample.depth, sample.valid, space)
+            aligned = align(pred, sample.depth, sample.valid, alignment)
         except (ValueError, np.linalg.LinAlgError) as error:
             raise SampleError(sample.id, f"cannot align the prediction: {error}") from None
         depth = clip_prediction(aligned.depth, *clip)
@@ -73,7 +46,7 @@ def score_sample(pred: np.ndarray, sample: EvalSample, alignment: Space | str,
     if "da2k_acc" in metrics:
         if sample.pairs is None:
             raise SampleError(sample.id, "da2k_acc needs annotated point pairs (dataset da2k)")
-        hits, total = pair_hits(pred, sample.pairs, space)
+        hits, total = pair_hits(pred, sample.pairs, alignment)
         record.update(da2k_acc=hits / total if total else math.nan, da2k_pairs=total)
     return record
 
@@ -127,18 +100,14 @@ def _evaluate(dataset: EvalDataset, get_prediction: Callable[[int, EvalSample], 
               alignment: str, metrics: Sequence[str] | None, skip_bad: bool,
               progress: bool) -> EvalResult:
     names = resolve_metrics(metrics, dataset)
-    try:
-        space = Space(alignment)
-    except ValueError:
-        raise UserError(f"unknown alignment space '{alignment}'; use one of "
-                        f"{', '.join(s.value for s in Space)}") from None
+    alignment = check_alignment(alignment)
     clip = clip_range(dataset)
     per_sample, skipped = [], []
     for index in tqdm(range(len(dataset)), desc=f"evaluating {dataset.name}", disable=not progress,
                       dynamic_ncols=True):
         try:
             sample = dataset[index]
-            per_sample.append(score_sample(get_prediction(index, sample), sample, space, names,
+            per_sample.append(score_sample(get_prediction(index, sample), sample, alignment, names,
                                            clip))
         except SampleError as error:
             if not skip_bad:
@@ -148,7 +117,7 @@ def _evaluate(dataset: EvalDataset, get_prediction: Callable[[int, EvalSample], 
         raise UserError(f"no sample of '{dataset.name}' could be evaluated "
                         f"({len(skipped)} skipped; first: {skipped[0][0]}: {skipped[0][1]})"
                         if skipped else f"dataset '{dataset.name}' has no samples")
-    return EvalResult(dataset=dataset.name, alignment=space.value, metrics=names,
+    return EvalResult(dataset=dataset.name, alignment=alignment, metrics=names,
                       means=mean_metrics(per_sample, names), count=len(per_sample),
                       per_sample=per_sample, skipped=skipped)
 
@@ -156,8 +125,8 @@ def _evaluate(dataset: EvalDataset, get_prediction: Callable[[int, EvalSample], 
 def evaluate_predictor(predict: Callable[[np.ndarray], np.ndarray], dataset: EvalDataset,
                        alignment: str, metrics: Sequence[str] | None = None,
                        skip_bad: bool = False, progress: bool = True) -> EvalResult:
-    """Run `predict` (HxWx3 uint8 RGB -> affine-invariant map in `alignment` space, any
-    resolution) on every sample and score it."""
+    """Run `predict` (HxWx3 uint8 RGB -> a map any resolution: affine-invariant in the space
+    `alignment` names, or metres for alignment 'none') on every sample and score it."""
     return _evaluate(dataset, lambda index, sample: predict(sample.rgb), alignment, metrics,
                      skip_bad, progress)
 

@@ -29,5 +29,12 @@ class TMinusOneFilter(nn.Module):
         self.detach_input = detach_input
         self.enabled = enabled
 
+    def inputs(self, d0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The UNet's (input latent, per-sample timesteps) for the filter pass on `d0`; the
+        recipe batches it with its other passes (`UNetBackbone.forward_many`)."""
+        latent = d0.detach() if self.detach_input else d0
+        return latent, torch.full((len(d0),), float(self.timestep), device=d0.device)
+
     def forward(self, backbone: UNetBackbone, d0: torch.Tensor) -> torch.Tensor:
-        return backbone(d0.detach() if self.detach_input else d0, self.timestep)
+        """d_-1 = backbone(d0, timestep), as one pass on its own."""
+        return backbone(*self.inputs(d0))

@@ -1,11 +1,12 @@
-"""Python API for inference: `Predictor` wraps a `DepthModel`, `load_predictor` builds one from
-gin files and weights.
+"""Python API for inference: `Predictor` wraps a `DepthModel` (or a teacher, or any
+`DepthPredictorModule`), `load_predictor` builds one from gin files and weights.
 
     predictor = load_predictor(["experiments/fiffdepth.gin"], "runs/fiffdepth")
-    maps = predictor.predict([Image.open("photo.jpg")])   # HxW float32 in [0, 1]
+    maps = predictor.predict([Image.open("photo.jpg")])   # HxW float32 of predictor.output_kind
 
-Each image is resized to the processing resolution, padded to the codec's multiple, predicted in
-batches of images of equal padded size, cropped and resized back to its own resolution.
+Each image is resized to the processing resolution, padded to the model's input multiple,
+predicted in batches of images of equal padded size, cropped and resized back to its own
+resolution. Evaluation and training's validation use the same class.
 """
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ from depthlab.inference.images import to_rgb_array
 from depthlab.inference.processing import (default_processing_res, pad_to_multiple,
                                            processing_size, resize)
 from depthlab.models.depth_model import DepthModel
-from depthlab.targets import Space
-from depthlab.train.checkpoint import load_model_weights
+from depthlab.models.output_kind import DepthPredictorModule, OutputKind
+from depthlab.models.weights import load_model_weights
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
           "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
@@ -45,40 +46,50 @@ class Prepared:
     size: tuple[int, int]
     original: tuple[int, int]
 
-    def restore(self, unit: torch.Tensor) -> np.ndarray:
-        """[1, 1, H', W'] prediction -> HxW at the input's size: crop, resize back, clip."""
-        unit = resize(unit[..., :self.size[0], :self.size[1]], self.original)
-        return unit[0, 0].clamp(0.0, 1.0).cpu().numpy()
+    def restore(self, output: torch.Tensor,
+                value_range: tuple[float | None, float | None] | None) -> np.ndarray:
+        """[1, C, H', W'] prediction -> HxW (HxWxC when C > 1) at the input's size: crop, resize
+        back, clamp to `value_range` (resizing can overshoot a range by rounding)."""
+        output = resize(output[..., :self.size[0], :self.size[1]], self.original)[0]
+        if value_range is not None:
+            output = output.clamp(*value_range)
+        output = output[0] if output.shape[0] == 1 else output.permute(1, 2, 0)
+        return output.cpu().numpy()
 
 
 class Predictor:
-    """Affine-invariant prediction for a list of images, each at its own resolution.
+    """Predictions for a list of images, each at its own resolution, of the model's output kind.
 
-    `processing_res`: None = the recipe's default (`default_processing_res`), 0 = native, N = the
-    longer side resized to N. `device` None keeps the model where it is. `dtype` 'bfloat16' or
-    'float16' runs under autocast (weights stay float32); `compile` compiles the UNet.
+    `model`: a `DepthModel`, a teacher, or any `DepthPredictorModule`. `processing_res`: None = the
+    recipe's default (`default_processing_res`), 0 = native, N = the longer side resized to N.
+    `device` None keeps the model where it is. `dtype` 'bfloat16' or 'float16' runs under autocast
+    (weights stay float32); `compile` compiles the model's UNet.
     """
 
-    def __init__(self, model: DepthModel, processing_res: int | None = None, batch_size: int = 1,
-                 device: str | None = None, dtype: str = "float32", compile: bool = False):
+    def __init__(self, model: DepthPredictorModule, processing_res: int | None = None,
+                 batch_size: int = 1, device: str | None = None, dtype: str = "float32",
+                 compile: bool = False):
         if dtype not in DTYPES:
             raise UserError(f"Unknown dtype '{dtype}': choose float32, bfloat16 or float16.")
         if batch_size < 1:
             raise UserError(f"The batch size must be at least 1; got {batch_size}.")
         self.model = model if device is None else model.to(device)
-        self.device = next(model.parameters()).device
+        self.device = torch.device(device) if device is not None else next(
+            model.parameters(), torch.empty(0)).device
         self.processing_res = (default_processing_res() if processing_res is None
                                else int(processing_res))
         processing_size(1, 1, self.processing_res)  # validates the resolution
         self.batch_size = batch_size
         self.dtype = DTYPES[dtype]
-        self.multiple = model.codec.downsample_factor
+        self.multiple = model.input_multiple
         if compile:
+            if not isinstance(model, DepthModel):
+                raise UserError("--compile applies to depthlab models (it compiles the UNet).")
             model.backbone.unet.compile()
 
     @property
-    def space(self) -> Space:
-        return self.model.space
+    def output_kind(self) -> OutputKind:
+        return self.model.output_kind
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.dtype == torch.float32:
@@ -93,7 +104,8 @@ class Predictor:
         return Prepared(pad_to_multiple(resize(rgb, size), self.multiple), size, array.shape[:2])
 
     def predict(self, images: Sequence[np.ndarray | Image.Image]) -> list[np.ndarray]:
-        """HxW float32 maps in [0, 1] (in `space`), one per image at that image's resolution."""
+        """HxW float32 maps (HxWxC for multi-channel kinds) of `output_kind`, one per image at
+        that image's resolution."""
         inputs = [self.prepare(image) for image in images]
         by_shape: dict[tuple[int, ...], list[int]] = defaultdict(list)
         for index, prepared in enumerate(inputs):
@@ -107,9 +119,10 @@ class Predictor:
                 for start in range(0, len(indices), self.batch_size):
                     chunk = indices[start:start + self.batch_size]
                     with torch.inference_mode(), self.autocast():
-                        unit = self.model.predict(torch.cat([inputs[i].rgb for i in chunk]))
+                        output = self.model.predict(torch.cat([inputs[i].rgb for i in chunk]))
                     for row, index in enumerate(chunk):
-                        outputs[index] = inputs[index].restore(unit[row:row + 1].float())
+                        outputs[index] = inputs[index].restore(output[row:row + 1].float(),
+                                                               self.model.value_range)
         finally:
             if was_training:
                 self.model.train()

@@ -1,9 +1,10 @@
-"""Coloured point clouds from an affine-invariant prediction, written as binary PLY.
+"""Coloured point clouds from a prediction, written as binary PLY.
 
-The prediction fixes depth only up to scale and shift, so it is first mapped to a *relative*
-depth in [1, depth_ratio]: a depth-space map linearly (0 = near -> 1), a disparity map by
-inversion (disparities below 1 / depth_ratio, e.g. the sky, land on the far plane), a
-sqrt-disparity map by squaring then inverting. The cloud's scale is therefore arbitrary.
+Metric depth is back-projected as it is, so the cloud is in metres. An affine-invariant prediction
+fixes depth only up to scale and shift, so it is first mapped to a *relative* depth in
+[1, depth_ratio]: a depth-space map linearly (0 = near -> 1), a disparity map by inversion
+(disparities below 1 / depth_ratio, e.g. the sky, land on the far plane), a sqrt-disparity map by
+squaring then inverting; that cloud's scale is arbitrary.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from depthlab.errors import UserError
+from depthlab.models.output_kind import OutputKind
 from depthlab.targets import Space
 
 
@@ -55,8 +57,22 @@ def relative_depth(unit: np.ndarray, space: Space | str, depth_ratio: float = 10
     space = Space(space)
     if space is Space.DEPTH:
         return 1.0 + (depth_ratio - 1.0) * unit
-    disparity = unit if space is Space.DISPARITY else unit ** 2
-    return 1.0 / np.maximum(disparity, 1.0 / depth_ratio)
+    if space is Space.DISPARITY:
+        return 1.0 / np.maximum(unit, 1.0 / depth_ratio)
+    if space is Space.SQRT_DISPARITY:
+        return 1.0 / np.maximum(unit ** 2, 1.0 / depth_ratio)
+    raise UserError(f"No relative depth is defined for the space '{space}'.")
+
+
+def camera_depth(values: np.ndarray, kind: OutputKind | str,
+                 depth_ratio: float = 10.0) -> np.ndarray:
+    """The depth to back-project: metres for metric output, else the relative depth."""
+    kind = OutputKind.parse(kind)
+    if kind.is_metric:
+        return np.maximum(values.astype(np.float32), 0.0)
+    if kind.is_depth_like:
+        return relative_depth(values, kind.space, depth_ratio)
+    raise UserError(f"A point cloud needs depth; the model outputs {kind.description}.")
 
 
 def backproject(depth: np.ndarray, intrinsics: Intrinsics) -> np.ndarray:
@@ -85,12 +101,12 @@ def write_ply(path: Path, points: np.ndarray, colors: np.ndarray) -> None:
         file.write(vertex.tobytes())
 
 
-def save_point_cloud(path: Path, unit: np.ndarray, rgb: np.ndarray, space: Space | str,
+def save_point_cloud(path: Path, values: np.ndarray, rgb: np.ndarray, kind: OutputKind | str,
                      intrinsics: Intrinsics | None = None, fov_degrees: float = 60.0,
                      depth_ratio: float = 10.0) -> None:
     """Back-project a prediction with the image's colours (HxWx3 float in [0, 1])."""
-    height, width = unit.shape
+    height, width = values.shape
     intrinsics = intrinsics or Intrinsics.from_fov(width, height, fov_degrees)
-    points = backproject(relative_depth(unit, space, depth_ratio), intrinsics)
+    points = backproject(camera_depth(values, kind, depth_ratio), intrinsics)
     colors = np.round(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8).reshape(-1, 3)
     write_ply(path, points, colors)

@@ -20,6 +20,8 @@ from depthlab.models.layout import require_layout
 class LatentCodec(nn.Module):
     """Frozen VAE mapping images and depth maps in [-1, 1] to latents and back."""
 
+    frozen = True  # never trained (see depthlab.models.freezing)
+
     def __init__(self, vae: AutoencoderKL):
         super().__init__()
         self.vae = vae.eval().requires_grad_(False)
@@ -48,6 +50,14 @@ class LatentCodec(nn.Module):
     def decode_depth(self, latent: torch.Tensor) -> torch.Tensor:
         """Latent -> [B, 1, H, W] normalised depth (channel mean, not clipped; gradients flow)."""
         return self.vae.decode(latent / self.scaling_factor).sample.mean(dim=1, keepdim=True)
+
+    def decode_unit(self, latent: torch.Tensor) -> torch.Tensor:
+        """Latent -> decoded map clipped to [-1, 1] and mapped to [0, 1]."""
+        return (self.decode_depth(latent).clamp(-1.0, 1.0) + 1.0) / 2.0
+
+    def enable_gradient_checkpointing(self) -> None:
+        """Recompute the decoder's activations in the backward pass (pixel-space losses)."""
+        self.vae.enable_gradient_checkpointing()
 
 
 @gin.configurable

@@ -5,15 +5,21 @@ import gin
 import torch
 from torch import nn
 
-from depthlab.inference.modes import InferenceMode
 from depthlab.models.backbone import UNetBackbone
 from depthlab.models.codec import LatentCodec
-from depthlab.targets import Space
+from depthlab.models.modes import InferenceMode, ModeInputs
+from depthlab.models.output_kind import OutputKind
+
+# What a model's decoded output may hold, per kind (affine-invariant maps come out in [0, 1]).
+VALUE_RANGES: dict[OutputKind, tuple[float | None, float | None]] = {
+    OutputKind.DEPTH: (0.0, 1.0), OutputKind.DISPARITY: (0.0, 1.0),
+    OutputKind.SQRT_DISPARITY: (0.0, 1.0), OutputKind.METRIC_DEPTH: (0.0, None),
+    OutputKind.NORMALS: (-1.0, 1.0)}
 
 
 @gin.configurable
 class DepthModel(nn.Module):
-    """RGB in [0, 1] -> affine-invariant map in [0, 1] in `space`, via one inference mode.
+    """RGB in [0, 1] -> the map its inference mode declares (`output_kind`).
 
     Training recipes hold a `DepthModel` and add their losses around it; evaluation and the
     predict CLI call `predict`, so every recipe is evaluated through the same code.
@@ -27,8 +33,17 @@ class DepthModel(nn.Module):
         self.mode = mode
 
     @property
-    def space(self) -> Space:
-        return self.mode.space
+    def output_kind(self) -> OutputKind:
+        return self.mode.output_kind
+
+    @property
+    def input_multiple(self) -> int:
+        """Input height and width must be multiples of this (the codec's downsampling)."""
+        return self.codec.downsample_factor
+
+    @property
+    def value_range(self) -> tuple[float | None, float | None]:
+        return VALUE_RANGES[self.output_kind]
 
     def encode_rgb(self, rgb: torch.Tensor) -> torch.Tensor:
         """[B, 3, H, W] in [0, 1] -> RGB latent."""
@@ -36,19 +51,20 @@ class DepthModel(nn.Module):
 
     def latent_to_unit(self, latent: torch.Tensor) -> torch.Tensor:
         """Depth latent -> decoded map clipped to [-1, 1] and mapped to [0, 1]."""
-        return (self.codec.decode_depth(latent).clamp(-1.0, 1.0) + 1.0) / 2.0
+        return self.codec.decode_unit(latent)
 
-    def predict_latent(self, rgb: torch.Tensor) -> torch.Tensor:
+    def mode_inputs(self, rgb: torch.Tensor) -> ModeInputs:
         with torch.no_grad():
             rgb_latent = self.encode_rgb(rgb)
-        return self.mode(self.backbone, rgb_latent)
+        return ModeInputs(rgb, rgb_latent, self.backbone, self.codec)
 
     def predict(self, rgb: torch.Tensor) -> torch.Tensor:
-        """Affine-invariant prediction [B, 1, H, W] in [0, 1]; H, W multiples of the codec factor.
+        """The output map [B, C, H, W] for RGB [B, 3, H, W] in [0, 1] (H, W multiples of
+        `input_multiple`), as the mode computes it."""
+        return self.mode(self.mode_inputs(rgb))
 
-        The mode decodes (`InferenceMode.predict_unit`): one latent for most methods, several
-        aligned and merged ones for Marigold's ensemble.
-        """
-        with torch.no_grad():
-            rgb_latent = self.encode_rgb(rgb)
-        return self.mode.predict_unit(self, rgb_latent)
+    def enable_gradient_checkpointing(self, decoder: bool = False) -> None:
+        """Checkpoint the UNet and, for pixel-space losses, the codec's decoder."""
+        self.backbone.enable_gradient_checkpointing()
+        if decoder:
+            self.codec.enable_gradient_checkpointing()

@@ -1,20 +1,42 @@
 """The contract between a method and the training loop.
 
-A recipe owns a `DepthModel` and whatever heads and teachers the method needs. The loop asks it
-for the losses of a batch and nothing else; evaluation calls `recipe.model.predict`. A new method
-is a new recipe class plus a gin file; the loop never changes.
+A recipe owns a `DepthModel` (`self.model`) and whatever heads, teachers and copies the method
+needs. The loop never reaches inside it; it asks the recipe for
+- `losses(batch, generator)`: the total, its named terms and TensorBoard panels (required);
+- `parameter_groups()`: what trains, in groups with learning-rate scales (default: every
+  trainable parameter outside frozen modules, in one group);
+- `after_optimizer_step(step)`: per-step work (default: the EMA update, if any);
+- `extra_state()` / `load_extra_state()`: state beyond trained weights (default: the EMA copy);
+- `enable_gradient_checkpointing()`: the UNet, plus the decoder when `uses_pixel_losses`;
+- `evaluated_model()`: the model evaluation scores and inference loads (default: the EMA copy
+  once updated, else `model`);
+- `reference_models()`: predictors evaluated beside it, e.g. a teacher (default: none).
+
+Frozen modules (teachers, codecs, encoders, copies marked with `freeze`) stay in eval mode and
+can never reach the optimizer: the trainer checks every group against them.
 """
 from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 from torch import nn
 
 from depthlab.data.batch import Batch
 from depthlab.models.depth_model import DepthModel
-from depthlab.teachers.base import Teacher
+from depthlab.models.ema import EMA
+from depthlab.models.freezing import frozen_parameter_owners, is_frozen
+from depthlab.models.output_kind import DepthPredictorModule, OutputKind
+
+
+@dataclass
+class Panel:
+    """An image panel for TensorBoard: `values` [B, C, H, W] of `kind` (None: RGB in [0, 1])."""
+
+    values: torch.Tensor
+    kind: OutputKind | None = None
 
 
 @dataclass
@@ -23,26 +45,89 @@ class StepOutput:
 
     total: torch.Tensor
     terms: dict[str, torch.Tensor]
-    panels: dict[str, torch.Tensor] = field(default_factory=dict)
+    panels: dict[str, Panel] = field(default_factory=dict)
+
+
+@dataclass
+class ParameterGroup:
+    """Parameters trained together; `lr_scale` multiplies the optimizer's learning rate."""
+
+    name: str
+    parameters: list[nn.Parameter]
+    lr_scale: float = 1.0
+
+
+EMAFactory = Callable[[nn.Module], EMA]
 
 
 class Recipe(nn.Module, abc.ABC):
     """A training method: `model` (what is evaluated) plus `losses(batch, generator)`."""
 
     model: DepthModel
+    uses_pixel_losses: bool = False  # decoder in the graph: checkpoint it too
 
     @abc.abstractmethod
-    def losses(self, batch: Batch, generator: torch.Generator, with_panels: bool = False) -> StepOutput:
+    def losses(self, batch: Batch, generator: torch.Generator,
+               with_panels: bool = False) -> StepOutput:
         """Loss terms for one batch; `generator` seeds all noise and timestep draws of the step.
 
-        With `with_panels`, also return [B, 1, H, W] maps in [0, 1] (or RGB) worth showing in
-        TensorBoard, keyed by panel name.
+        With `with_panels`, also return maps worth showing in TensorBoard, keyed by panel name.
         """
 
-    def reference_models(self) -> dict[str, Teacher]:
-        """Frozen models to evaluate beside the trained one (e.g. the teacher)."""
-        return {}
+    # -- what trains ---------------------------------------------------------------------------
+    def parameter_groups(self) -> list[ParameterGroup]:
+        """Every trainable parameter outside frozen modules, in one group."""
+        frozen = frozen_parameter_owners(self)
+        trainable = [p for p in self.parameters() if p.requires_grad and id(p) not in frozen]
+        return [ParameterGroup("all", trainable)]
 
-    def checkpoint_modules(self) -> nn.Module:
-        """The module whose trainable parameters are checkpointed (the recipe by default)."""
+    def train(self, mode: bool = True) -> "Recipe":
+        super().train(mode)
+        for module in self.modules():
+            if is_frozen(module):
+                module.eval()
         return self
+
+    # -- the step's lifecycle ------------------------------------------------------------------
+    def use_ema(self, factory: EMAFactory | None) -> None:
+        """Keep an EMA of the backbone as `self.ema` (`factory`: an uncalled `@EMA` reference)."""
+        self.ema = factory(self.model.backbone) if factory is not None else None
+
+    def averaged(self) -> EMA | None:
+        """The recipe's EMA, if `use_ema` gave it one."""
+        return getattr(self, "ema", None)
+
+    def after_optimizer_step(self, step: int) -> None:
+        """Called after optimizer step `step` (counted from 1): the EMA update, if any."""
+        ema = self.averaged()
+        if ema is not None:
+            ema.step(self.model.backbone, step)
+
+    def extra_state(self) -> dict[str, torch.Tensor]:
+        """Tensors beyond the trained parameters to checkpoint (the EMA copy), by name."""
+        ema = self.averaged()
+        if ema is None:
+            return {}
+        return {f"ema.{name}": tensor for name, tensor in ema.state_dict().items()}
+
+    def load_extra_state(self, state: dict[str, torch.Tensor]) -> None:
+        ema = self.averaged()
+        if ema is not None:
+            ema.load_state_dict({name[len("ema."):]: tensor for name, tensor in state.items()
+                                 if name.startswith("ema.")})
+
+    def enable_gradient_checkpointing(self) -> None:
+        self.model.enable_gradient_checkpointing(decoder=self.uses_pixel_losses)
+
+    # -- evaluation ----------------------------------------------------------------------------
+    def evaluated_model(self) -> DepthModel:
+        """The model evaluation scores and inference loads: the EMA copy once it has been
+        updated, otherwise the trained model."""
+        ema = self.averaged()
+        if ema is not None and ema.updates > 0:
+            return DepthModel(ema.module, self.model.codec, self.model.mode).eval()
+        return self.model
+
+    def reference_models(self) -> dict[str, DepthPredictorModule]:
+        """Models to evaluate beside the trained one (a teacher, a frozen copy), by name."""
+        return {}

@@ -14,11 +14,13 @@ import torch
 from diffusers import DDPMScheduler
 
 from depthlab.data.batch import Batch, LabelledBatch, UnlabelledBatch
+from depthlab.errors import UserError
 from depthlab.heads.fiffdepth_filter import TMinusOneFilter
 from depthlab.losses.registry import get_loss
 from depthlab.models.depth_model import DepthModel
+from depthlab.models.output_kind import DepthPredictorModule, OutputKind
 from depthlab.models.schedule import ddpm_schedule
-from depthlab.recipes.base import Recipe, StepOutput
+from depthlab.recipes.base import EMAFactory, Panel, Recipe, StepOutput
 from depthlab.targets import TargetEncoder, latent_valid_mask
 from depthlab.teachers.base import Teacher
 
@@ -29,7 +31,8 @@ class FiffDepth(Recipe):
 
     `timestep_range` is the half-open range of diffusers timestep indices for the trajectory term
     (DDPM, 1000 steps); it starts at 1 so that no trajectory sample shares t = 0 with the
-    feed-forward pass.
+    feed-forward pass. `ema` (an uncalled `@EMA` reference) keeps an EMA of the UNet, which is
+    then the model evaluated and saved for inference.
     """
 
     def __init__(self, model: DepthModel = gin.REQUIRED, teacher: Teacher | None = gin.REQUIRED,
@@ -39,7 +42,7 @@ class FiffDepth(Recipe):
                  trajectory_weight: float = 0.2, mae_loss: str = "latent_mae",
                  gradient_loss: str = "gradient_matching",
                  trajectory_loss: str = "v_prediction_mse",
-                 timestep_range: tuple[int, int] = (1, 1000)):
+                 timestep_range: tuple[int, int] = (1, 1000), ema: EMAFactory | None = None):
         super().__init__()
         self.model = model
         self.teacher = teacher
@@ -52,8 +55,9 @@ class FiffDepth(Recipe):
         self.mae, self.gradient = get_loss(mae_loss), get_loss(gradient_loss)
         self.trajectory = get_loss(trajectory_loss)
         self.timestep_range = timestep_range
+        self.use_ema(ema)
 
-    def reference_models(self) -> dict[str, Teacher]:
+    def reference_models(self) -> dict[str, DepthPredictorModule]:
         return {"teacher": self.teacher} if self.teacher is not None else {}
 
     def _pair_loss(self, prediction: torch.Tensor, label: torch.Tensor,
@@ -61,47 +65,45 @@ class FiffDepth(Recipe):
         return (self.weights["mae"] * self.mae(prediction, label, mask)
                 + self.weights["gradient"] * self.gradient(prediction, label, mask))
 
-    def losses(self, batch: Batch, generator: torch.Generator, with_panels: bool = False) -> StepOutput:
-        """Two UNet passes per step: t = 0 on all images, then the trajectory samples and the
-        t = -1 filter together (per-sample timesteps), which is the same maths as four passes."""
+    def losses(self, batch: Batch, generator: torch.Generator,
+               with_panels: bool = False) -> StepOutput:
+        """Two rounds of UNet passes per step: t = 0 on all images, then the trajectory samples and
+        the t = -1 filter together (per-sample timesteps), which is the same maths as four passes.
+        Images of equal size share a pass; synthetic and real images of different sizes do not."""
         synthetic = self._synthetic_inputs(batch.labelled) if batch.labelled else None
         real = self._real_inputs(batch.unlabelled) \
             if batch.unlabelled is not None and self.teacher is not None else None
-        parts = [p for p in (synthetic, real) if p is not None]
-        d0 = self.model.backbone(torch.cat([p["x0"] for p in parts]), 0.0)
-        d0_synthetic, d0_real = d0.split([len(synthetic["x0"]) if synthetic else 0,
-                                          len(real["x0"]) if real else 0])
-        second_inputs, second_timesteps, targets = [], [], {}
+        backbone = self.model.backbone
+        first = {name: (part["x0"], zero_timesteps(part["x0"]))
+                 for name, part in (("synthetic", synthetic), ("real", real)) if part is not None}
+        d0 = dict(zip(first, backbone.forward_many(list(first.values()))))
         terms: dict[str, torch.Tensor] = {}
+        second: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        trajectory_target = None
         if synthetic is not None:
-            terms["t0"] = self._pair_loss(d0_synthetic, synthetic["label"], synthetic["mask"])
+            terms["t0"] = self._pair_loss(d0["synthetic"], synthetic["label"], synthetic["mask"])
             if self.weights["trajectory"] > 0:
-                noisy, timesteps, targets["trajectory"] = self._trajectory_sample(
-                    synthetic, generator)
-                second_inputs.append(noisy)
-                second_timesteps.append(timesteps.float())
+                noisy, timesteps, trajectory_target = self._trajectory_sample(synthetic, generator)
+                second["trajectory"] = (noisy, timesteps.float())
         filter_on = real is not None and self.filter_head.enabled
         if filter_on:
-            filter_input = d0_real.detach() if self.filter_head.detach_input else d0_real
-            second_inputs.append(filter_input)
-            second_timesteps.append(torch.full((len(filter_input),), self.filter_head.timestep,
-                                               device=d0.device))
-        outputs = self.model.backbone(torch.cat(second_inputs), torch.cat(second_timesteps)) \
-            if second_inputs else d0[:0]
-        trajectory_out, filtered = outputs.split([len(second_inputs[0]) if "trajectory" in targets
-                                                  else 0, len(d0_real) if filter_on else 0])
-        if "trajectory" in targets:
-            terms["trajectory"] = self.trajectory(trajectory_out, targets["trajectory"],
+            second["filter"] = self.filter_head.inputs(d0["real"])
+        outputs = dict(zip(second, backbone.forward_many(list(second.values()))))
+        if "trajectory" in outputs:
+            terms["trajectory"] = self.trajectory(outputs["trajectory"], trajectory_target,
                                                   synthetic["mask"])
         if filter_on:
-            terms["t_minus_1"] = self._pair_loss(filtered, real["label"], None)
+            terms["t_minus_1"] = self._pair_loss(outputs["filter"], real["label"], None)
         elif real is not None:
-            terms["teacher_on_t0"] = self._pair_loss(d0_real, real["label"], None)
+            terms["teacher_on_t0"] = self._pair_loss(d0["real"], real["label"], None)
+        if not terms:
+            raise UserError("FiffDepth got a batch with nothing to learn from: unlabelled images "
+                            "need a teacher (FiffDepth.teacher), or bind labelled data "
+                            "(MixedBatches.labelled).")
         total = sum(terms[name] for name in ("t0", "t_minus_1", "teacher_on_t0") if name in terms)
         if "trajectory" in terms:
             total = total + self.weights["trajectory"] * terms["trajectory"]
-        panels = self._panels(synthetic, real, d0_synthetic, d0_real, filtered) \
-            if with_panels else {}
+        panels = self._panels(synthetic, real, d0, outputs.get("filter")) if with_panels else {}
         return StepOutput(total=total, terms=terms, panels=panels)
 
     def _synthetic_inputs(self, data: LabelledBatch) -> dict[str, torch.Tensor]:
@@ -113,7 +115,8 @@ class FiffDepth(Recipe):
 
     def _real_inputs(self, data: UnlabelledBatch) -> dict[str, torch.Tensor]:
         with torch.no_grad():
-            pseudo = self.target.from_teacher(self.teacher(data.rgb), self.teacher.output_space)
+            pseudo = self.target.from_teacher(self.teacher(data.rgb),
+                                              self.teacher.output_kind.space)
             return {"x0": self.model.encode_rgb(data.rgb), "pseudo": pseudo,
                     "label": self.model.codec.encode_depth(pseudo)}
 
@@ -127,16 +130,20 @@ class FiffDepth(Recipe):
         return (self.schedule.add_noise(blended, noise, timesteps), timesteps,
                 self.schedule.get_velocity(blended, noise, timesteps))
 
-    def _panels(self, synthetic, real, d0_synthetic, d0_real, filtered) -> dict[str, torch.Tensor]:
-        unit = self.model.latent_to_unit
+    def _panels(self, synthetic, real, d0: dict, filtered) -> dict[str, Panel]:
+        unit, kind = self.model.latent_to_unit, OutputKind.from_space(self.target.space)
         panels = {}
         with torch.no_grad():
             if synthetic is not None:
-                panels["synthetic/prediction_t0"] = unit(d0_synthetic)
-                panels["synthetic/label"] = unit(synthetic["label"])
+                panels["synthetic/prediction_t0"] = Panel(unit(d0["synthetic"]), kind)
+                panels["synthetic/label"] = Panel(unit(synthetic["label"]), kind)
             if real is not None:
-                panels["real/prediction_t0"] = unit(d0_real)
-                if len(filtered):
-                    panels["real/filtered_t_minus_1"] = unit(filtered)
-                panels["real/teacher_label"] = (real["pseudo"] + 1.0) / 2.0
+                panels["real/prediction_t0"] = Panel(unit(d0["real"]), kind)
+                if filtered is not None:
+                    panels["real/filtered_t_minus_1"] = Panel(unit(filtered), kind)
+                panels["real/teacher_label"] = Panel((real["pseudo"] + 1.0) / 2.0, kind)
         return panels
+
+
+def zero_timesteps(latent: torch.Tensor) -> torch.Tensor:
+    return torch.zeros(len(latent), device=latent.device)

@@ -8,20 +8,25 @@ from typing import Callable, Hashable
 import torch
 from torch import nn
 
-from depthlab.targets import Space
+from depthlab.models.output_kind import OutputKind
 
 _INSTANCES: dict[Hashable, nn.Module] = {}
 _LOCK = threading.Lock()
 
 
 class Teacher(nn.Module, abc.ABC):
-    """Frozen model: RGB batch in, affine-invariant depth or disparity out (see `output_space`).
+    """Frozen model: RGB batch in, a map of the kind it declares out (`output_kind`).
 
-    Input: [B, 3, H, W] in [0, 1]. Output: [B, 1, H, W] at the input resolution, in the space the
-    teacher declares. Teachers never receive ground truth.
+    Input: [B, 3, H, W] in [0, 1] of any size (`input_multiple` = 1). Output: [B, 1, H, W] at the
+    input resolution, of the declared kind at the teacher's own scale (`value_range` None).
+    Teachers never receive ground truth. A teacher is a `DepthPredictorModule`, so evaluation runs
+    it through the same `Predictor` as a trained model.
     """
 
-    output_space: Space
+    output_kind: OutputKind
+    input_multiple = 1
+    value_range = None
+    frozen = True  # never trained (see depthlab.models.freezing)
 
     @abc.abstractmethod
     def predict(self, rgb: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from transformers import DepthAnythingForDepthEstimation
 
 from depthlab.models.layout import require_layout
-from depthlab.targets import Space
+from depthlab.models.output_kind import OutputKind
 from depthlab.teachers.base import Teacher, shared_instance
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -23,7 +23,7 @@ PATCH = 14
 
 
 class DepthAnythingTeacher(Teacher):
-    output_space = Space.DISPARITY
+    output_kind = OutputKind.DISPARITY
 
     def __init__(self, model: DepthAnythingForDepthEstimation, input_size: int = 518):
         super().__init__()

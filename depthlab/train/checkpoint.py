@@ -1,17 +1,17 @@
-"""Checkpoints: trainable weights as safetensors, training state (optimizer, schedule, step, RNG).
+"""Training checkpoints: trained weights, the recipe's extra state, and the training state.
 
-Layout: `<run>/checkpoints/step-00001000/{model.safetensors, state.pt}`. `model.safetensors` holds
-every trainable parameter of the recipe under its recipe-relative name (`model.backbone.unet...`
-for the UNet, `heads...` for trainable heads), so inference can load a `DepthModel` from it alone.
-A checkpoint is written to a temporary folder and renamed, so a killed run never leaves half a
-checkpoint that `--resume` would pick up.
+The layout is `depthlab.models.weights`'s; this module adds `state.pt` (optimizer, schedule, step
+and RNG state, tensors and plain Python values only, so it loads with `weights_only=True`) and
+writes everything atomically: a checkpoint is assembled in a `.partial` folder and renamed, so a
+killed run never leaves half a checkpoint that `--resume` would pick up.
 """
 from __future__ import annotations
 
+import json
 import random
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -19,36 +19,19 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from depthlab.errors import UserError
+from depthlab.models.weights import (EVALUATED_FILE, EXTRA_FILE, WEIGHTS_FILE, checkpoint_dir,
+                                     list_checkpoints)
 
-WEIGHTS_FILE = "model.safetensors"
 STATE_FILE = "state.pt"
-MODEL_PREFIX = "model."
-
-
-def checkpoint_dir(run_dir: Path, step: int) -> Path:
-    return Path(run_dir) / "checkpoints" / f"step-{step:08d}"
-
-
-def list_checkpoints(run_dir: Path) -> list[Path]:
-    """Complete checkpoints of a run, oldest first."""
-    root = Path(run_dir) / "checkpoints"
-    found = [p for p in root.glob("step-*") if (p / WEIGHTS_FILE).is_file()]
-    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
-
-
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    found = list_checkpoints(run_dir)
-    return found[-1] if found else None
-
-
-def trainable_state(module: nn.Module) -> dict[str, torch.Tensor]:
-    """Parameters that require grad, by name, as contiguous CPU tensors."""
-    return {name: p.detach().cpu().contiguous() for name, p in module.named_parameters()
-            if p.requires_grad}
 
 
 def rng_state() -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+    """Every RNG's state as tensors and plain values (numpy's key array becomes a tensor)."""
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    state = {"torch": torch.get_rng_state(),
+             "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)),
+                       "position": int(position), "has_gauss": int(has_gauss),
+                       "cached_gaussian": float(cached)},
              "python": random.getstate()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -57,20 +40,36 @@ def rng_state() -> dict[str, Any]:
 
 def restore_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    saved = state["numpy"]
+    np.random.set_state((saved["kind"], saved["keys"].numpy().astype(np.uint32),
+                         saved["position"], saved["has_gauss"], saved["cached_gaussian"]))
+    random.setstate(_as_tuples(state["python"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(run_dir: Path, step: int, recipe: nn.Module, training_state: dict[str, Any],
+def _as_tuples(value):
+    return tuple(_as_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def save_checkpoint(run_dir: Path, step: int, weights: Mapping[str, torch.Tensor],
+                    training_state: dict[str, Any], extra: Mapping[str, torch.Tensor] | None = None,
+                    evaluated: Mapping[str, str] | None = None,
                     keep: int | None = None) -> Path:
-    """Write weights and training state for `step` atomically; keep the newest `keep` checkpoints."""
+    """Write a checkpoint for `step` atomically; keep the newest `keep` checkpoints.
+
+    `weights`: trained parameters by recipe-relative name; `extra`: the recipe's extra state;
+    `evaluated`: {DepthModel child: recipe path} of the model inference should load.
+    """
     final = checkpoint_dir(run_dir, step)
     partial = final.with_name(final.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    save_file(trainable_state(recipe), str(partial / WEIGHTS_FILE), metadata={"step": str(step)})
+    save_file(_contiguous(weights), str(partial / WEIGHTS_FILE), metadata={"step": str(step)})
+    if extra:
+        save_file(_contiguous(extra), str(partial / EXTRA_FILE), metadata={"step": str(step)})
+    if evaluated:
+        (partial / EVALUATED_FILE).write_text(json.dumps({"prefixes": dict(evaluated)}, indent=2))
     torch.save({**training_state, "step": step, "rng": rng_state()}, partial / STATE_FILE)
     shutil.rmtree(final, ignore_errors=True)
     partial.rename(final)
@@ -80,59 +79,33 @@ def save_checkpoint(run_dir: Path, step: int, recipe: nn.Module, training_state:
     return final
 
 
+def _contiguous(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {name: t.detach().cpu().contiguous() for name, t in tensors.items()}
+
+
 def load_training_state(checkpoint: Path) -> dict[str, Any]:
-    return torch.load(Path(checkpoint) / STATE_FILE, map_location="cpu", weights_only=False)
+    return torch.load(Path(checkpoint) / STATE_FILE, map_location="cpu", weights_only=True)
 
 
-def load_trainable_state(module: nn.Module, weights: dict[str, torch.Tensor], source: str) -> None:
-    """Copy `weights` into `module`'s parameters; every trainable parameter must be present."""
-    params = dict(module.named_parameters())
-    missing = [n for n, p in params.items() if p.requires_grad and n not in weights]
-    unknown = [n for n in weights if n not in params]
+def load_extra_state(checkpoint: Path) -> dict[str, torch.Tensor]:
+    file = Path(checkpoint) / EXTRA_FILE
+    return load_file(str(file)) if file.is_file() else {}
+
+
+def load_trained_weights(parameters: Mapping[str, nn.Parameter], checkpoint: Path) -> None:
+    """Copy a checkpoint's weights into `parameters` (name -> parameter); all must be there."""
+    weights = load_file(str(Path(checkpoint) / WEIGHTS_FILE))
+    missing = [n for n in parameters if n not in weights]
+    unknown = [n for n in weights if n not in parameters]
     if missing or unknown:
         raise UserError(
-            f"The weights in '{source}' do not match the configured model: {len(missing)} "
+            f"The weights in '{checkpoint}' do not match the configured recipe: {len(missing)} "
             f"parameters missing (e.g. {missing[:3]}), {len(unknown)} unexpected (e.g. "
             f"{unknown[:3]}). Was it trained with a different gin recipe or block size?")
     with torch.no_grad():
         for name, tensor in weights.items():
-            if params[name].shape != tensor.shape:
-                raise UserError(f"The weights in '{source}' give '{name}' the shape "
-                                f"{tuple(tensor.shape)}; the configured model expects "
-                                f"{tuple(params[name].shape)}.")
-            params[name].copy_(tensor)
-
-
-def resolve_weights(path: str | Path) -> Path:
-    """A run directory (its latest checkpoint), a checkpoint directory, or a safetensors file."""
-    path = Path(path).expanduser()
-    if path.is_file() and path.suffix == ".safetensors":
-        return path
-    if (path / WEIGHTS_FILE).is_file():
-        return path / WEIGHTS_FILE
-    latest = latest_checkpoint(path) if path.is_dir() else None
-    if latest is None:
-        raise UserError(f"No weights found at '{path}': expected a run directory with "
-                        f"checkpoints/step-*/{WEIGHTS_FILE}, a checkpoint directory containing "
-                        f"{WEIGHTS_FILE}, or a .safetensors file.")
-    return latest / WEIGHTS_FILE
-
-
-def load_model_weights(model: nn.Module, path: str | Path) -> Path:
-    """Load a checkpoint's `model.*` weights into a `DepthModel`; returns the file used."""
-    file = resolve_weights(path)
-    weights = load_file(str(file))
-    subset = {k[len(MODEL_PREFIX):]: v for k, v in weights.items() if k.startswith(MODEL_PREFIX)}
-    params = dict(model.named_parameters())
-    with torch.no_grad():
-        for name, tensor in subset.items():
-            if name not in params or params[name].shape != tensor.shape:
-                raise UserError(f"The weights in '{file}' do not fit the configured model at "
-                                f"'{name}'. Was it trained with a different gin recipe?")
-            params[name].copy_(tensor)
-    untouched = [n for n, p in params.items() if p.requires_grad and n not in subset
-                 and n.startswith("backbone.")]
-    if untouched:
-        raise UserError(f"The weights in '{file}' lack {len(untouched)} backbone parameters "
-                        f"(e.g. {untouched[:2]}): they do not come from this recipe.")
-    return file
+            if parameters[name].shape != tensor.shape:
+                raise UserError(f"The weights in '{checkpoint}' give '{name}' the shape "
+                                f"{tuple(tensor.shape)}; the configured recipe expects "
+                                f"{tuple(parameters[name].shape)}.")
+            parameters[name].copy_(tensor)

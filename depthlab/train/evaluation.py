@@ -1,53 +1,36 @@
 """Evaluation during and after training, through the same code as `python -m depthlab.evaluate`."""
 from __future__ import annotations
 
-from typing import Callable, Mapping
-
-import numpy as np
-import torch
+from typing import Mapping
 
 from depthlab.eval.datasets import build_dataset
 from depthlab.eval.runner import evaluate_predictor
 from depthlab.inference.api import Predictor
-from depthlab.models.depth_model import DepthModel
-from depthlab.targets import Space
-from depthlab.teachers.base import Teacher
+from depthlab.models.output_kind import DepthPredictorModule
 
-PredictFn = Callable[[np.ndarray], np.ndarray]
 TABLE_COLUMNS = (("abs_rel", "AbsRel %", 100.0), ("delta1", "δ1 %", 100.0),
                  ("rmse", "RMSE", 1.0), ("silog", "SILog", 1.0),
                  ("boundary_f1", "Boundary F1", 1.0))
 
-
-def model_predict_fn(model: DepthModel, processing_res: int | None) -> PredictFn:
-    predictor = Predictor(model, processing_res=processing_res,
-                          device=str(next(model.parameters()).device))
-    return lambda rgb: predictor.predict([rgb])[0]
-
-
-def teacher_predict_fn(teacher: Teacher, device: torch.device) -> PredictFn:
-    def predict(rgb: np.ndarray) -> np.ndarray:
-        image = torch.from_numpy(rgb).permute(2, 0, 1)[None].float().div(255.0).to(device)
-        return teacher(image)[0, 0].float().cpu().numpy()
-    return predict
-
-
 EvalSpec = Mapping[str, "str | None | Mapping[str, object]"]
 
 
-def evaluate_sets(predict: PredictFn, space: Space, eval_sets: EvalSpec,
+def evaluate_sets(model: DepthPredictorModule, eval_sets: EvalSpec,
+                  processing_res: int | None = None, device: str | None = None,
                   progress: bool = True) -> dict[str, dict[str, float]]:
-    """{eval_set: {metric: mean}} for each named evaluation set, aligned in `space`.
+    """{eval_set: {metric: mean}} for `model` (a trained model, a teacher, any predictor) through
+    `Predictor`, aligned as its output kind requires (a least-squares fit, or none for metres).
 
-    Each value is the set's data directory (None for built-in sets) or a dict of options for
-    its factory, e.g. {'data_dir': '/data/nyu'} or {'length': 16} for a mini-world set.
+    Each value of `eval_sets` is the set's data directory (None for built-in sets) or a dict of
+    options for its factory, e.g. {'data_dir': '/data/nyu'} or {'length': 16} for a mini-world set.
     """
+    predictor = Predictor(model, processing_res=processing_res, device=device)
     results = {}
     for name, spec in eval_sets.items():
         options = dict(spec) if isinstance(spec, Mapping) else {"data_dir": spec}
         dataset = build_dataset(name, options.pop("data_dir", None), **options)
-        result = evaluate_predictor(predict, dataset, alignment=Space(space).value,
-                                    progress=progress)
+        result = evaluate_predictor(lambda rgb: predictor.predict([rgb])[0], dataset,
+                                    alignment=model.output_kind.alignment, progress=progress)
         results[name] = {**result.means, "count": result.count}
     return results
 

@@ -16,7 +16,7 @@ from eval_fixtures import (build_folder_redwood, build_folder_tum, build_kitti, 
 from depthlab.eval import EvalSample, build_dataset, evaluate_prediction_dir, register_dataset
 from depthlab.eval.predictions import prediction_candidates
 from depthlab.evaluate import main
-from depthlab.targets import Space
+from depthlab.models.output_kind import OutputKind
 
 pytestmark = requires_shared
 
@@ -224,7 +224,7 @@ def test_model_path_uses_declared_space_and_processing_res(world, capsys, tmp_pa
     calls = []
 
     class FakePredictor:
-        space = Space.DISPARITY
+        output_kind = OutputKind.DISPARITY
 
         def __init__(self, res):
             self.res = res

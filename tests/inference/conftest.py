@@ -13,8 +13,8 @@ import torch
 from diffusers.utils import logging as diffusers_logging
 from transformers.utils import logging as transformers_logging
 
-from depthlab.inference.modes import DirectLatentMode
-from depthlab.inference.random_components import save_marigold_dir
+from depthlab.models.modes import DirectLatentMode
+from depthlab.testing.tiny_models import save_marigold_dir
 from depthlab.models.backbone import small_backbone
 from depthlab.models.codec import LatentCodec, small_vae
 from depthlab.models.depth_model import DepthModel

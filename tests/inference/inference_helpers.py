@@ -13,12 +13,9 @@ PLY_VERTEX = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"),
                        ("red", "u1"), ("green", "u1"), ("blue", "u1")])
 
 
-class Recipe(nn.Module):
-    """Stands in for a training recipe: checkpoints name the model's weights `model.*`."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
+def model_weights(model: nn.Module) -> dict:
+    """A model's trainable weights named as a recipe's checkpoint names them (`model.*`)."""
+    return {f"model.{name}": p for name, p in model.named_parameters() if p.requires_grad}
 
 
 def read_ply(path: Path) -> tuple[str, np.ndarray]:

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from depthlab.inference.api import load_predictor
-from depthlab.inference.modes import DirectLatentMode, E2EFTMode, LotusDMode, MarigoldMode
-from depthlab.targets import Space
+from depthlab.models.modes import DirectLatentMode, E2EFTMode, LotusDMode, MarigoldMode
+from depthlab.models.output_kind import OutputKind as Space
 
 from inference_helpers import MARIGOLD_GIN
 
@@ -27,7 +27,7 @@ def test_mode_file_builds_and_predicts(method, experiment_gin, checkpoint_dir):
     experiment = experiment_gin(method, macros, **components)
     predictor = load_predictor([str(experiment)], None, device="cpu")
     mode = predictor.model.mode
-    assert type(mode) is mode_class and predictor.space is space
+    assert type(mode) is mode_class and predictor.output_kind is space
     if timestep is not None:
         assert mode.timestep == timestep
     output = predictor.predict([np.zeros((24, 40, 3), np.uint8)])[0]

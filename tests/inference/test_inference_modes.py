@@ -5,14 +5,14 @@ import pytest
 import torch
 
 from depthlab.errors import UserError
-from depthlab.inference.modes import (E2EFTMode, LotusDMode, MarigoldMode, clean_latent,
-                                      lotus_task_embedding)
-from depthlab.inference.random_components import unet
+from depthlab.models.modes import (E2EFTMode, LotusDMode, MarigoldMode, ModeInputs,
+                                  clean_latent, lotus_task_embedding)
+from depthlab.testing.tiny_models import unet
 from depthlab.models.backbone import UNetBackbone
 from depthlab.models.codec import LatentCodec, small_vae
 from depthlab.models.depth_model import DepthModel
 from depthlab.models.schedule import ddpm_schedule
-from depthlab.targets import Space
+from depthlab.models.output_kind import OutputKind
 
 
 def rgb(batch: int = 2, size: int = 32) -> torch.Tensor:
@@ -24,6 +24,11 @@ def backbone(in_channels: int, lotus: bool = False) -> UNetBackbone:
     return UNetBackbone(unet(in_channels, lotus), torch.randn(1, 2, 32))
 
 
+def inputs(net: UNetBackbone, latent: torch.Tensor) -> ModeInputs:
+    """Mode inputs for a latent alone (these modes use neither the image nor the codec)."""
+    return ModeInputs(rgb=torch.empty(0), rgb_latent=latent, backbone=net, codec=None)
+
+
 def model_with(mode, in_channels: int = 8) -> DepthModel:
     return DepthModel(backbone(in_channels), LatentCodec(small_vae()), mode)
 
@@ -31,10 +36,11 @@ def model_with(mode, in_channels: int = 8) -> DepthModel:
 def test_direct_mode_predict_is_decoded_predict_latent(small_model):
     image = rgb()
     with torch.no_grad():
-        expected = small_model.latent_to_unit(small_model.predict_latent(image))
+        latent = small_model.backbone(small_model.encode_rgb(image), 0.0)
+        expected = small_model.latent_to_unit(latent)
         got = small_model.predict(image)
     torch.testing.assert_close(got, expected)
-    assert small_model.space is Space.DEPTH
+    assert small_model.output_kind is OutputKind.DEPTH
 
 
 def test_predict_keeps_gradients_for_training(small_model):
@@ -46,14 +52,14 @@ def test_lotus_mode_feeds_the_task_embedding():
     net = backbone(4, lotus=True)
     latent = torch.randn(2, 4, 8, 8)
     with torch.no_grad():
-        depth = LotusDMode()(net, latent)
+        depth = LotusDMode().latent(inputs(net, latent))
         expected = net(latent, 999.0, class_labels=lotus_task_embedding((1.0, 0.0)).expand(2, -1))
-        detail = LotusDMode(task=(0.0, 1.0))(net, latent)
+        detail = LotusDMode(task=(0.0, 1.0)).latent(inputs(net, latent))
     torch.testing.assert_close(depth, expected)
     assert not torch.allclose(depth, detail)
     torch.testing.assert_close(lotus_task_embedding((1.0, 0.0)),
                                torch.tensor([[0.8414710, 0.0, 0.5403023, 1.0]]))
-    assert LotusDMode().space is Space.DISPARITY
+    assert LotusDMode().output_kind is OutputKind.DISPARITY
 
 
 def test_e2eft_mode_is_clean_latent_of_v_prediction():
@@ -62,7 +68,7 @@ def test_e2eft_mode_is_clean_latent_of_v_prediction():
     alpha_bar = ddpm_schedule().alphas_cumprod[999]
     with torch.no_grad():
         v = net(torch.cat([latent, torch.zeros_like(latent)], dim=1), 999)
-        got = E2EFTMode()(net, latent)
+        got = E2EFTMode().latent(inputs(net, latent))
     torch.testing.assert_close(got, -(1 - alpha_bar).sqrt() * v)
 
 

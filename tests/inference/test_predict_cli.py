@@ -12,7 +12,7 @@ from depthlab.inference.api import load_predictor
 from depthlab.predict import main
 from depthlab.train.checkpoint import save_checkpoint
 
-from inference_helpers import MARIGOLD_GIN, Recipe, read_ply
+from inference_helpers import MARIGOLD_GIN, model_weights, read_ply
 
 
 def run(*args: str) -> int:
@@ -88,7 +88,7 @@ def test_run_directory_alone_is_enough(photo_folder, tmp_path, fiffdepth_gin, ca
     assert run(*args) == 2  # no checkpoint yet: a user error naming what is expected
     assert "checkpoints/step-*" in capsys.readouterr().err
     model = load_predictor([str(fiffdepth_gin)], None, device="cpu").model
-    save_checkpoint(run_dir, 5, Recipe(model), {})
+    save_checkpoint(run_dir, 5, model_weights(model), {})
     assert run(*args) == 0
     assert np.load(tmp_path / "o" / "gray.npy").shape == (24, 32)
 

@@ -9,10 +9,10 @@ from PIL import Image
 
 from depthlab.errors import UserError
 from depthlab.inference.api import Predictor, load_predictor
-from depthlab.targets import Space
+from depthlab.models.output_kind import OutputKind
 from depthlab.train.checkpoint import save_checkpoint
 
-from inference_helpers import Recipe
+from inference_helpers import model_weights
 
 
 def image(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -74,7 +74,7 @@ def test_bfloat16_autocast_runs_on_cpu(small_model):
 
 
 def test_space_and_bad_arguments(small_model):
-    assert Predictor(small_model, processing_res=0).space is Space.DEPTH
+    assert Predictor(small_model, processing_res=0).output_kind is OutputKind.DEPTH
     with pytest.raises(UserError):
         Predictor(small_model, dtype="float64")
     with pytest.raises(UserError):
@@ -89,7 +89,7 @@ def trained_run(tmp_path, fiffdepth_gin):
         for parameter in source.model.backbone.parameters():
             parameter.add_(0.05 * torch.randn_like(parameter))
     run = tmp_path / "run"
-    checkpoint = save_checkpoint(run, 10, Recipe(source.model), {})
+    checkpoint = save_checkpoint(run, 10, model_weights(source.model), {})
     (run / "config.gin").write_text(fiffdepth_gin.read_text())
     return run, checkpoint, source.predict([image(40, 56)])[0]
 
@@ -106,7 +106,7 @@ def test_load_predictor_reads_weights(trained_run, fiffdepth_gin, which):
 def test_load_predictor_finds_the_run_config(trained_run):
     run, _, expected = trained_run
     predictor = load_predictor([], str(run), device="cpu")
-    assert predictor.space is Space.DEPTH
+    assert predictor.output_kind is OutputKind.DEPTH
     np.testing.assert_allclose(predictor.predict([image(40, 56)])[0], expected, atol=1e-6)
 
 

@@ -82,7 +82,7 @@ def test_mixed_batches_split_ratio_whole_batches_and_determinism():
 
 
 def test_real_stream_cannot_carry_ground_truth():
-    assert [f.name for f in fields(UnlabelledBatch)] == ["rgb"]
+    assert [f.name for f in fields(UnlabelledBatch)] == ["rgb", "names"]  # no label field
     batch = MixedBatches(unlabelled=Labelled(0.5), batch_size=4)[0]
     assert batch.labelled is None and not hasattr(batch.unlabelled, "depth")
 

@@ -22,7 +22,8 @@ def test_sd2_backbone_loads_unet_and_empty_prompt(tiny_sd2_dir):
     ids = tokenizer("", return_tensors="pt").input_ids
     with torch.no_grad():
         assert torch.allclose(backbone.prompt_embedding, encoder(ids)[0])
-    assert sd2_backbone(pretrained_dir=str(tiny_sd2_dir), pad_prompt=True).prompt_embedding.shape[1] == 8
+    padded = sd2_backbone(pretrained_dir=str(tiny_sd2_dir), pad_prompt=True)
+    assert padded.prompt_embedding.shape[1] == tokenizer.model_max_length == 77
     latent = torch.randn(2, 4, 8, 8)
     assert backbone.prompt_embedding.shape[1] == 2  # "" unpadded: <|startoftext|><|endoftext|>
     for t in (0.0, -1.0, 999.0):
@@ -32,7 +33,7 @@ def test_sd2_backbone_loads_unet_and_empty_prompt(tiny_sd2_dir):
 def test_pretrained_codec_follows_sd_conventions(tiny_sd2_dir):
     codec = pretrained_codec(pretrained_dir=str(tiny_sd2_dir))
     vae = AutoencoderKL.from_pretrained(tiny_sd2_dir, subfolder="vae")
-    depth = torch.rand(1, 1, 16, 16) * 2 - 1
+    depth = torch.rand(1, 1, 32, 32) * 2 - 1
     with torch.no_grad():
         latent = codec.encode_depth(depth)
         expected = vae.encode(depth.repeat(1, 3, 1, 1)).latent_dist.mean * 0.18215
@@ -40,7 +41,7 @@ def test_pretrained_codec_follows_sd_conventions(tiny_sd2_dir):
         decoded = codec.decode_depth(latent)
         assert torch.allclose(decoded, vae.decode(latent / 0.18215).sample.mean(1, keepdim=True),
                               atol=1e-6)
-    assert codec.downsample_factor == 2 and not any(p.requires_grad for p in codec.parameters())
+    assert codec.downsample_factor == 8 and not any(p.requires_grad for p in codec.parameters())
 
 
 def test_decoder_keeps_gradients_flowing(tiny_sd2_dir):
@@ -62,7 +63,7 @@ def test_depth_anything_teacher_is_built_once(tiny_depth_anything_dir):
     second = depth_anything_v2(pretrained_dir=str(tiny_depth_anything_dir), input_size=28)
     assert first is second
     out = first(torch.rand(2, 3, 30, 45))
-    assert out.shape == (2, 1, 30, 45) and first.output_space.value == "disparity"
+    assert out.shape == (2, 1, 30, 45) and first.output_kind.value == "disparity"
 
 
 @pytest.mark.parametrize("loader", [sd2_backbone, pretrained_codec, depth_anything_v2])

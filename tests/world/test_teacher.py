@@ -8,9 +8,9 @@ import torch
 from scipy.ndimage import gaussian_filter
 
 from depthlab.errors import UserError
-from depthlab.targets import Space
+from depthlab.models.output_kind import OutputKind
 from depthlab.teachers.base import clear_shared_instances
-from depthlab.teachers.lowpass import LowPassTeacher, lowpass_teacher
+from depthlab.world.lowpass_teacher import LowPassTeacher, lowpass_teacher
 from depthlab.world import oracle
 from depthlab.world.datasets import MiniWorldDataset
 
@@ -100,7 +100,7 @@ def test_oracle_is_a_bounded_lru():
 def test_declares_disparity_and_is_built_once_per_process():
     clear_shared_instances()
     teacher = lowpass_teacher()
-    assert teacher.output_space is Space.DISPARITY
+    assert teacher.output_kind is OutputKind.DISPARITY
     assert lowpass_teacher() is teacher
     assert lowpass_teacher(sigma=1.0) is not teacher
     assert not any(True for _ in teacher.parameters())

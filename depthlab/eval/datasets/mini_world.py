@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 
 from depthlab.eval.datasets.registry import EvalSample, register_dataset
 from depthlab.world.datasets import MiniWorldDataset

@@ -1,9 +1,15 @@
-"""Randomly initialised checkpoints in the layout of diffusers' `MarigoldDepthPipeline`.
+"""Tiny randomly initialised models in the real on-disk layouts, for tests and benchmarks.
 
-Tests and benchmarks need real component classes (UNet, VAE, scheduler, CLIP text encoder and
-tokenizer) without downloading anything: these build them at any width from a config, and write
-them with `save_pretrained`. The tokenizer's vocabulary is the lowercase letters and CLIP's two
-special tokens, enough to encode the empty prompt exactly as a real CLIP tokenizer does.
+Nothing can be downloaded, so the loaders of the paper-scale recipes are exercised on real
+component classes (UNet, VAE, scheduler, CLIP text encoder and tokenizer, Depth Anything V2)
+built at any width from a config and written with `save_pretrained`:
+
+- `save_sd2_dir`: Stable Diffusion 2's layout (unet/, vae/, text_encoder/, tokenizer/, scheduler/);
+- `save_marigold_dir`: diffusers' `MarigoldDepthPipeline` layout (Marigold, E2E-FT, Lotus);
+- `save_depth_anything_dir`: a transformers Depth Anything V2 directory.
+
+The tokenizer's vocabulary is the lowercase letters and CLIP's two special tokens, enough to
+encode the empty prompt exactly as a real CLIP tokenizer does.
 """
 from __future__ import annotations
 
@@ -12,10 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers import AutoencoderKL, DDIMScheduler, MarigoldDepthPipeline, UNet2DConditionModel
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+from diffusers import (AutoencoderKL, DDIMScheduler, MarigoldDepthPipeline,
+                       UNet2DConditionModel)
+from transformers import (CLIPTextConfig, CLIPTextModel, CLIPTokenizer, DepthAnythingConfig,
+                          DepthAnythingForDepthEstimation, Dinov2Config)
 
-from depthlab.inference.modes import sd2_ddim_scheduler
+from depthlab.models.modes import sd2_ddim_scheduler
+from depthlab.models.schedule import ddpm_schedule
 
 TINY_UNET = dict(block_out_channels=(32, 64), layers_per_block=1, attention_head_dim=8,
                  norm_num_groups=16, cross_attention_dim=32)
@@ -92,4 +101,37 @@ def marigold_pipeline(**kwargs: Any) -> MarigoldDepthPipeline:
 def save_marigold_dir(path: str | Path, **kwargs: Any) -> Path:
     """Write a random `MarigoldDepthPipeline` checkpoint to `path`; returns it."""
     marigold_pipeline(**kwargs).save_pretrained(str(path))
+    return Path(path)
+
+
+def save_sd2_dir(path: str | Path, in_channels: int = 4, scheduler: str = "ddpm", seed: int = 0,
+                 unet_config: dict | None = None, vae_config: dict | None = None) -> Path:
+    """Write a random Stable-Diffusion-2-shaped directory (unet/, vae/, text_encoder/, tokenizer/,
+    scheduler/ with SD2's v-prediction DDPM or DDIM schedule) to `path`; returns it."""
+    path = Path(path)
+    components = marigold_components(in_channels, seed=seed, unet_config=unet_config,
+                                     vae_config=vae_config)
+    for name in ("unet", "vae", "text_encoder", "tokenizer"):
+        components[name].save_pretrained(str(path / name))
+    schedule = ddpm_schedule()
+    if scheduler == "ddim":
+        schedule = DDIMScheduler.from_config(schedule.config)
+    schedule.save_pretrained(str(path / "scheduler"))
+    return path
+
+
+def save_depth_anything_dir(path: str | Path, seed: int = 3) -> Path:
+    """Write a random Depth-Anything-V2-shaped transformers directory (a 4-layer DINOv2 backbone,
+    relative-depth head) to `path`; returns it."""
+    backbone = Dinov2Config(hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
+                            intermediate_size=64, patch_size=14, image_size=56,
+                            out_features=["stage1", "stage2", "stage3", "stage4"],
+                            reshape_hidden_states=False)
+    config = DepthAnythingConfig(backbone_config=backbone, neck_hidden_sizes=[16, 32, 32, 32],
+                                 fusion_hidden_size=16, head_hidden_size=8,
+                                 reassemble_hidden_size=32, depth_estimation_type="relative")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = DepthAnythingForDepthEstimation(config)
+    model.save_pretrained(str(path))
     return Path(path)

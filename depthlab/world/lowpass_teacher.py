@@ -27,7 +27,7 @@ import torch
 from scipy.ndimage import gaussian_filter
 
 from depthlab.errors import UserError
-from depthlab.targets import Space
+from depthlab.models.output_kind import OutputKind
 from depthlab.teachers.base import Teacher, shared_instance
 from depthlab.world import oracle
 
@@ -36,7 +36,7 @@ from depthlab.world import oracle
 class LowPassTeacher(Teacher):
     """Blurred true disparity under a random positive affine map (see the module docstring)."""
 
-    output_space = Space.DISPARITY
+    output_kind = OutputKind.DISPARITY
 
     def __init__(self, sigma: float = 2.5, reference_width: int = 64,
                  max_log_scale: float = 1.0, max_shift: float = 0.3):

@@ -1,40 +1,58 @@
-"""Inference modes: how a method turns an RGB latent into a depth latent with its UNet.
+"""Inference modes: how a method turns an image into its output map with its UNet.
 
-One mode per method; each is a gin block bound in that method's recipe. They all end in the same
-place (`DepthModel` decodes the latent), so evaluation and the predict CLI share one path. A mode
-that needs more than one decoded latent per image (Marigold's ensemble) overrides `predict_unit`.
+A mode is a module (anything it holds - a scheduler's constants, a metric teacher - moves with the
+model) bound in gin per method. It receives `ModeInputs`: the RGB image, its latent, the backbone
+and the codec, and returns the map of the `output_kind` it declares. Most modes produce one output
+latent (`latent`) and let `forward` decode it; Marigold's ensemble decodes several and merges them.
 """
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import gin
 import torch
 from diffusers import DDIMScheduler, MarigoldDepthPipeline
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from torch import nn
 
 from depthlab.errors import UserError
 from depthlab.models.backbone import UNetBackbone
+from depthlab.models.codec import LatentCodec
+from depthlab.models.output_kind import OutputKind
 from depthlab.models.schedule import ddpm_schedule
-from depthlab.targets import Space
-
-if TYPE_CHECKING:
-    from depthlab.models.depth_model import DepthModel
 
 
-class InferenceMode(abc.ABC):
-    """Maps an RGB latent to a depth latent; `space` is what the decoded map represents."""
+@dataclass
+class ModeInputs:
+    """Everything a mode may use: `rgb` [B, 3, H, W] in [0, 1], its latent, backbone, codec."""
 
-    space: Space
+    rgb: torch.Tensor
+    rgb_latent: torch.Tensor
+    backbone: UNetBackbone
+    codec: LatentCodec
+
+
+class InferenceMode(nn.Module, abc.ABC):
+    """Image -> output map; `output_kind` says what the map is."""
+
+    output_kind: OutputKind
+
+    def __init__(self, output_kind: OutputKind | str):
+        super().__init__()
+        self.output_kind = OutputKind.parse(output_kind, f"{type(self).__name__}.output_kind")
 
     @abc.abstractmethod
-    def __call__(self, backbone: UNetBackbone, rgb_latent: torch.Tensor) -> torch.Tensor:
-        ...
+    def latent(self, inputs: ModeInputs) -> torch.Tensor:
+        """The output latent for the batch."""
 
-    def predict_unit(self, model: DepthModel, rgb_latent: torch.Tensor) -> torch.Tensor:
-        """RGB latent -> map [B, 1, H, W] in [0, 1]: one latent, decoded."""
-        return model.latent_to_unit(self(model.backbone, rgb_latent))
+    def forward(self, inputs: ModeInputs) -> torch.Tensor:
+        """The output map [B, C, H, W]: by default the latent decoded to [0, 1]."""
+        return inputs.codec.decode_unit(self.latent(inputs))
+
+    def extra_repr(self) -> str:
+        return f"output_kind={self.output_kind.value}"
 
 
 @gin.configurable
@@ -44,12 +62,12 @@ class DirectLatentMode(InferenceMode):
     FiffDepth: t = 0, depth. DepthMaster: t = 1, sqrt-disparity.
     """
 
-    def __init__(self, timestep: float = 0.0, space: str = Space.DEPTH.value):
+    def __init__(self, timestep: float = 0.0, output_kind: str = OutputKind.DEPTH.value):
+        super().__init__(output_kind)
         self.timestep = float(timestep)
-        self.space = Space(space)
 
-    def __call__(self, backbone: UNetBackbone, rgb_latent: torch.Tensor) -> torch.Tensor:
-        return backbone(rgb_latent, self.timestep)
+    def latent(self, inputs: ModeInputs) -> torch.Tensor:
+        return inputs.backbone(inputs.rgb_latent, self.timestep)
 
 
 def lotus_task_embedding(task: tuple[float, ...]) -> torch.Tensor:
@@ -66,14 +84,15 @@ class LotusDMode(DirectLatentMode):
     task (1, 0) is depth, (0, 1) the detail preserver's RGB reconstruction.
     """
 
-    def __init__(self, timestep: float = 999.0, space: str = Space.DISPARITY.value,
+    def __init__(self, timestep: float = 999.0, output_kind: str = OutputKind.DISPARITY.value,
                  task: tuple[float, ...] = (1.0, 0.0)):
-        super().__init__(timestep, space)
-        self.task_embedding = lotus_task_embedding(task)
+        super().__init__(timestep, output_kind)
+        self.register_buffer("task_embedding", lotus_task_embedding(task), persistent=False)
 
-    def __call__(self, backbone: UNetBackbone, rgb_latent: torch.Tensor) -> torch.Tensor:
-        labels = self.task_embedding.to(rgb_latent.device, rgb_latent.dtype)
-        return backbone(rgb_latent, self.timestep, class_labels=labels.expand(len(rgb_latent), -1))
+    def latent(self, inputs: ModeInputs) -> torch.Tensor:
+        rgb_latent = inputs.rgb_latent
+        labels = self.task_embedding.to(rgb_latent.dtype).expand(len(rgb_latent), -1)
+        return inputs.backbone(rgb_latent, self.timestep, class_labels=labels)
 
 
 def sd2_ddim_scheduler(timestep_spacing: str = "trailing") -> DDIMScheduler:
@@ -105,19 +124,19 @@ class E2EFTMode(InferenceMode):
     `scheduler` only supplies the noise schedule (abar) and the prediction type.
     """
 
-    def __init__(self, timestep: int = 999, space: str = Space.DEPTH.value,
+    def __init__(self, timestep: int = 999, output_kind: str = OutputKind.DEPTH.value,
                  scheduler: SchedulerMixin | None = None):
+        super().__init__(output_kind)
         self.timestep = int(timestep)
-        self.space = Space(space)
         scheduler = scheduler or ddpm_schedule()
-        self.alpha_bar = scheduler.alphas_cumprod[self.timestep].float()
+        self.register_buffer("alpha_bar", scheduler.alphas_cumprod[self.timestep].float().clone(),
+                             persistent=False)
         self.prediction_type = scheduler.config.prediction_type
 
-    def __call__(self, backbone: UNetBackbone, rgb_latent: torch.Tensor) -> torch.Tensor:
-        zeros = torch.zeros_like(rgb_latent)
-        output = backbone(torch.cat([rgb_latent, zeros], dim=1), self.timestep)
-        return clean_latent(output.float(), zeros.float(), self.alpha_bar.to(rgb_latent.device),
-                            self.prediction_type)
+    def latent(self, inputs: ModeInputs) -> torch.Tensor:
+        zeros = torch.zeros_like(inputs.rgb_latent)
+        output = inputs.backbone(torch.cat([inputs.rgb_latent, zeros], dim=1), self.timestep)
+        return clean_latent(output.float(), zeros.float(), self.alpha_bar, self.prediction_type)
 
 
 NOISE_KINDS = ("gaussian", "zeros")
@@ -137,7 +156,9 @@ class MarigoldMode(InferenceMode):
 
     def __init__(self, steps: int = 4, ensemble_size: int = 1, noise: str = "gaussian",
                  scheduler: SchedulerMixin | None = None, seed: int | None = 0,
-                 space: str = Space.DEPTH.value, ensembling: dict[str, Any] | None = None):
+                 output_kind: str = OutputKind.DEPTH.value,
+                 ensembling: dict[str, Any] | None = None):
+        super().__init__(output_kind)
         if steps < 1 or ensemble_size < 1:
             raise UserError(f"Marigold needs steps >= 1 and ensemble_size >= 1; got steps={steps},"
                             f" ensemble_size={ensemble_size} (DENOISING_STEPS, ENSEMBLE_SIZE).")
@@ -149,7 +170,6 @@ class MarigoldMode(InferenceMode):
         self.noise = noise
         self.scheduler = scheduler or sd2_ddim_scheduler()
         self.seed = seed
-        self.space = Space(space)
         self.ensembling = dict(ensembling or {})
 
     def initial_latent(self, rgb_latent: torch.Tensor, members: int) -> torch.Tensor:
@@ -166,8 +186,8 @@ class MarigoldMode(InferenceMode):
                                       device=rgb_latent.device))
         return torch.cat(groups)
 
-    def __call__(self, backbone: UNetBackbone, rgb_latent: torch.Tensor,
-                 members: int = 1) -> torch.Tensor:
+    def denoise(self, backbone: UNetBackbone, rgb_latent: torch.Tensor,
+                members: int = 1) -> torch.Tensor:
         """Denoise from the initial latent; consecutive groups of `members` rows share an image."""
         rgb_latent = rgb_latent.float()
         latent = self.initial_latent(rgb_latent, members)
@@ -177,14 +197,18 @@ class MarigoldMode(InferenceMode):
             latent = self.scheduler.step(output, t, latent).prev_sample
         return latent
 
-    def predict_unit(self, model: DepthModel, rgb_latent: torch.Tensor) -> torch.Tensor:
+    def latent(self, inputs: ModeInputs) -> torch.Tensor:
+        return self.denoise(inputs.backbone, inputs.rgb_latent)
+
+    def forward(self, inputs: ModeInputs) -> torch.Tensor:
         """Decode every member and merge each image's members. Unlike the pipeline, which crops
         its padding first, members are aligned on the padded map (a few replicated pixels)."""
         if self.ensemble_size == 1:
-            return super().predict_unit(model, rgb_latent)
-        members = rgb_latent.repeat_interleave(self.ensemble_size, dim=0)
-        unit = model.latent_to_unit(self(model.backbone, members, self.ensemble_size)).float()
-        unit = unit.unflatten(0, (len(rgb_latent), self.ensemble_size))
+            return super().forward(inputs)
+        members = inputs.rgb_latent.repeat_interleave(self.ensemble_size, dim=0)
+        decoded = inputs.codec.decode_unit(self.denoise(inputs.backbone, members,
+                                                        self.ensemble_size)).float()
+        decoded = decoded.unflatten(0, (len(inputs.rgb_latent), self.ensemble_size))
         merged = [MarigoldDepthPipeline.ensemble_depth(group, True, True, **self.ensembling)[0]
-                  for group in unit]
+                  for group in decoded]
         return torch.cat(merged, dim=0)

@@ -1,0 +1,19 @@
+"""The result of evaluating one model or prediction folder on one evaluation set (written by
+`depthlab.eval.report`)."""
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass
+class EvalResult:
+    """Mean metrics over the evaluated samples, the per-sample rows and the skipped samples."""
+
+    dataset: str
+    alignment: str
+    metrics: list[str]
+    means: dict[str, float]
+    count: int
+    per_sample: list[dict]
+    skipped: list[tuple[str, str]]
+    label: str = ""
