@@ -28,7 +28,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="gin file to parse (repeatable, in order)")
     parser.add_argument("--bind", action="append", default=[], metavar="'NAME = VALUE'",
                         help="gin binding applied after the files (repeatable)")
-    parser.add_argument("--run-dir", help="where to write the run (default runs/<experiment>-<time>)")
+    parser.add_argument("--run-dir",
+                        help="where to write the run (default runs/<experiment>-<time>)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true",
                       help="continue the run in --run-dir (or the latest run of this experiment)")
@@ -58,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(config.registered_blocks()))
         return 0
     if not args.gin:
-        raise UserError("No recipe given: pass --gin FILE, e.g. --gin experiments/mini/fiffdepth.gin.")
+        raise UserError("No recipe given: pass --gin FILE, e.g. --gin "
+                        "experiments/mini/fiffdepth.gin.")
     config.parse_config(args.gin, args.bind)
     run_dir = runs.choose_run_dir(args.run_dir, runs.experiment_name(args.gin), args.resume,
                                   args.overwrite)

@@ -19,7 +19,7 @@ LAYERS = (
     ("recipes",),
     ("inference", "eval"),
     ("train",),
-    ("run", "run_dir", "predict", "evaluate", "sweep", "testing", "__main__"),
+    ("run", "run_dir", "predict", "evaluate", "sweep", "analysis", "testing", "__main__"),
 )
 LAYER_OF = {unit: index for index, units in enumerate(LAYERS) for unit in units}
 

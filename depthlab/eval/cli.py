@@ -13,7 +13,7 @@ from depthlab.eval.datasets.registry import EvalDataset, dataset_options
 from depthlab.eval.metrics import ALL_METRICS, check_metric_names
 from depthlab.eval.result import EvalResult
 from depthlab.eval.runner import evaluate_prediction_dir, evaluate_predictor
-from depthlab.eval.alignment import ALIGNMENTS
+from depthlab.eval.alignment import ALIGNMENTS, DOWNSCALE_MODES, WIDTH_ONLY
 from depthlab.targets import Space
 
 MAX_LISTED_SKIPS = 20
@@ -49,6 +49,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="space of the least-squares fit, or 'none' for metric predictions in "
                              "metres (default: what the model's declared output kind needs; "
                              "depth for --predictions)")
+    parser.add_argument("--alignment-max-res", nargs="+", default=[], metavar="PX",
+                        help="fit the scale and shift on a nearest-neighbour copy whose longer "
+                             "side is at most PX, then apply them at full resolution, to "
+                             "reproduce tables made that way (Marigold's ETH3D: 1024); one per "
+                             "--dataset, '-' for the full-resolution fit (the default)")
+    parser.add_argument("--alignment-downscale", choices=DOWNSCALE_MODES,
+                        help="how --alignment-max-res shrinks the maps: "
+                             f"'{WIDTH_ONLY}' (default) as the reference code, which shrinks "
+                             "only the width (ETH3D 4032x6048 -> 4032x1024); 'both' shrinks "
+                             "both sides by the same factor")
     parser.add_argument("--metrics", nargs="+", metavar="LIST",
                         help="metrics to compute, comma or space separated: "
                              + ", ".join(ALL_METRICS))
@@ -86,12 +96,13 @@ def run(argv: Sequence[str] | None = None) -> int:
                                                           for n in names):
             raise UserError(f"--{option.replace('_', '-')} applies to none of the datasets "
                             f"{', '.join(names)} (it is for 'folder')")
+    fits = _fit_settings(args, names)
     datasets = [_build(name, data_dirs[i], splits[i], {k: v[i] for k, v in options.items()})
                 for i, name in enumerate(names)]
     if args.predictions:
-        results = _evaluate_predictions(args, datasets, metrics)
+        results = _evaluate_predictions(args, datasets, metrics, fits)
     else:
-        results = _evaluate_model(args, datasets, metrics)
+        results = _evaluate_model(args, datasets, metrics, fits)
     _label_duplicates(results, data_dirs)
     for result in results:
         _report_skipped(result, args.output)
@@ -128,6 +139,23 @@ def _numbers(values: list[str], names: list[str], option: str) -> list[float | N
     return out
 
 
+def _fit_settings(args, names: list[str]) -> list[dict]:
+    """Per dataset, the keyword arguments that set the resolution of the least-squares fit."""
+    if args.alignment_downscale and not args.alignment_max_res:
+        raise UserError("--alignment-downscale says how --alignment-max-res shrinks the maps for "
+                        "the fit; give --alignment-max-res too (e.g. --alignment-max-res 1024 "
+                        "for Marigold's ETH3D), or drop it to fit at full resolution.")
+    mode = args.alignment_downscale or WIDTH_ONLY
+    settings = []
+    for value in _per_dataset(args.alignment_max_res, names, "--alignment-max-res"):
+        if value is not None and not (value.isdigit() and int(value) > 0):
+            raise UserError(f"--alignment-max-res expects a positive whole number of pixels (or "
+                            f"'-' for a full-resolution fit), got '{value}'")
+        settings.append({} if value is None else
+                        {"alignment_max_res": int(value), "alignment_downscale": mode})
+    return settings
+
+
 def _parse_metrics(values: list[str] | None) -> list[str] | None:
     if values is None:
         return None
@@ -140,7 +168,8 @@ def _build(name: str, data_dir: str | None, split: str | None, options: dict) ->
     return build_dataset(name, data_dir, split, **accepted)
 
 
-def _evaluate_predictions(args, datasets: list[EvalDataset], metrics) -> list[EvalResult]:
+def _evaluate_predictions(args, datasets: list[EvalDataset], metrics,
+                          fits: list[dict]) -> list[EvalResult]:
     folders = args.predictions
     if len(folders) == 1 and len(datasets) > 1:
         folders = [str(Path(folders[0]) / d.name) for d in datasets]
@@ -148,16 +177,17 @@ def _evaluate_predictions(args, datasets: list[EvalDataset], metrics) -> list[Ev
         raise UserError(f"--predictions got {len(folders)} folders for {len(datasets)} datasets")
     alignment = args.alignment or Space.DEPTH.value
     return [_guard(lambda: evaluate_prediction_dir(folder, dataset, alignment, metrics,
-                                                   args.skip_bad, not args.no_progress))
-            for folder, dataset in zip(folders, datasets)]
+                                                   args.skip_bad, not args.no_progress, **fit))
+            for folder, dataset, fit in zip(folders, datasets, fits)]
 
 
-def _evaluate_model(args, datasets: list[EvalDataset], metrics) -> list[EvalResult]:
+def _evaluate_model(args, datasets: list[EvalDataset], metrics,
+                    fits: list[dict]) -> list[EvalResult]:
     from depthlab.inference.api import load_predictor  # heavy; only this path needs a model
 
     predictors: dict[int, Any] = {}
     results = []
-    for dataset in datasets:
+    for dataset, fit in zip(datasets, fits):
         res = dataset.processing_res if args.processing_res is None else args.processing_res
         if res not in predictors:
             predictors[res] = load_predictor(args.gin, args.weights, args.bind, processing_res=res)
@@ -165,7 +195,7 @@ def _evaluate_model(args, datasets: list[EvalDataset], metrics) -> list[EvalResu
         alignment = args.alignment or predictor.output_kind.alignment
         results.append(_guard(lambda: evaluate_predictor(
             lambda rgb: predictor.predict([rgb])[0], dataset, alignment, metrics,
-            args.skip_bad, not args.no_progress)))
+            args.skip_bad, not args.no_progress, **fit)))
     return results
 
 

@@ -28,9 +28,20 @@ def label(result: EvalResult) -> str:
     return result.label or DATASET_LABELS.get(result.dataset, result.dataset)
 
 
+def alignment_label(result: EvalResult) -> str:
+    """The alignment space, and the fit resolution when it was not the full one."""
+    if result.alignment_max_res is None:
+        return result.alignment
+    return f"{result.alignment} (fit ≤{result.alignment_max_res}, {result.alignment_downscale})"
+
+
 def result_dict(result: EvalResult) -> dict:
-    return {"dataset": result.dataset, "label": label(result), "alignment": result.alignment,
-            "count": result.count, "metrics": {k: _json_number(v) for k, v in result.means.items()},
+    body = {"dataset": result.dataset, "label": label(result), "alignment": result.alignment}
+    if result.alignment_max_res is not None:
+        body.update(alignment_max_res=result.alignment_max_res,
+                    alignment_downscale=result.alignment_downscale)
+    return {**body, "count": result.count,
+            "metrics": {k: _json_number(v) for k, v in result.means.items()},
             "skipped": [{"id": i, "reason": r} for i, r in result.skipped]}
 
 
@@ -78,7 +89,7 @@ def markdown_table(results: Sequence[EvalResult]) -> str:
     lines = ["| " + " | ".join(header) + " |",
              "|" + "|".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + "|"]
     for result in ordered:
-        cells = [label(result), result.alignment, str(result.count)]
+        cells = [label(result), alignment_label(result), str(result.count)]
         for metric, _, percent in columns:
             value = result.means.get(metric)
             cells.append(_format(value, percent))

@@ -17,3 +17,5 @@ class EvalResult:
     per_sample: list[dict]
     skipped: list[tuple[str, str]]
     label: str = ""
+    alignment_max_res: int | None = None  # set when the fit ran on a downscaled copy
+    alignment_downscale: str | None = None  # how that copy was shrunk (see `FitDownscale`)

@@ -13,7 +13,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from depthlab.errors import UserError
-from depthlab.eval.alignment import align, check_alignment, clip_prediction
+from depthlab.eval.alignment import (FitDownscale, align, check_alignment, check_fit_settings,
+                                     clip_prediction, fit_downscale)
 from depthlab.eval.boundary import (boundary_f1, boundary_recall, depth_boundary_error,
                                     gt_depth_edges)
 from depthlab.eval.da2k import pair_hits
@@ -25,9 +26,11 @@ from depthlab.eval.result import EvalResult
 
 
 def score_sample(pred: np.ndarray, sample: EvalSample, alignment: str,
-                 metrics: Sequence[str], clip: tuple[float, float]) -> dict:
+                 metrics: Sequence[str], clip: tuple[float, float],
+                 downscale: FitDownscale | None = None) -> dict:
     """Metrics of one raw prediction (any resolution) against one sample: aligned in the space
-    `alignment` names, or taken as metres with alignment 'none'."""
+    `alignment` names (fitted on a smaller copy with `downscale`), or taken as metres with
+    alignment 'none'."""
     alignment = check_alignment(alignment)
     pred = prepare_prediction(pred, sample.id, sample.depth.shape)
     record: dict = {"id": sample.id}
@@ -35,7 +38,7 @@ def score_sample(pred: np.ndarray, sample: EvalSample, alignment: str,
         if not sample.valid.any():
             raise SampleError(sample.id, "no valid ground-truth pixel")
         try:
-            aligned = align(pred, sample.depth, sample.valid, alignment)
+            aligned = align(pred, sample.depth, sample.valid, alignment, downscale)
         except (ValueError, np.linalg.LinAlgError) as error:
             raise SampleError(sample.id, f"cannot align the prediction: {error}") from None
         depth = clip_prediction(aligned.depth, *clip)
@@ -97,10 +100,11 @@ def mean_metrics(per_sample: list[dict], metrics: Sequence[str]) -> dict[str, fl
 
 
 def _evaluate(dataset: EvalDataset, get_prediction: Callable[[int, EvalSample], np.ndarray],
-              alignment: str, metrics: Sequence[str] | None, skip_bad: bool,
-              progress: bool) -> EvalResult:
+              alignment: str, metrics: Sequence[str] | None, skip_bad: bool, progress: bool,
+              downscale: FitDownscale | None) -> EvalResult:
     names = resolve_metrics(metrics, dataset)
     alignment = check_alignment(alignment)
+    check_fit_settings(alignment, downscale)
     clip = clip_range(dataset)
     per_sample, skipped = [], []
     for index in tqdm(range(len(dataset)), desc=f"evaluating {dataset.name}", disable=not progress,
@@ -108,7 +112,7 @@ def _evaluate(dataset: EvalDataset, get_prediction: Callable[[int, EvalSample], 
         try:
             sample = dataset[index]
             per_sample.append(score_sample(get_prediction(index, sample), sample, alignment, names,
-                                           clip))
+                                           clip, downscale))
         except SampleError as error:
             if not skip_bad:
                 raise
@@ -119,24 +123,38 @@ def _evaluate(dataset: EvalDataset, get_prediction: Callable[[int, EvalSample], 
                         if skipped else f"dataset '{dataset.name}' has no samples")
     return EvalResult(dataset=dataset.name, alignment=alignment, metrics=names,
                       means=mean_metrics(per_sample, names), count=len(per_sample),
-                      per_sample=per_sample, skipped=skipped)
+                      per_sample=per_sample, skipped=skipped,
+                      alignment_max_res=None if downscale is None else downscale.max_res,
+                      alignment_downscale=None if downscale is None else downscale.mode)
 
 
 def evaluate_predictor(predict: Callable[[np.ndarray], np.ndarray], dataset: EvalDataset,
                        alignment: str, metrics: Sequence[str] | None = None,
-                       skip_bad: bool = False, progress: bool = True) -> EvalResult:
+                       skip_bad: bool = False, progress: bool = True, *,
+                       alignment_max_res: int | None = None,
+                       alignment_downscale: str | None = None) -> EvalResult:
     """Run `predict` (HxWx3 uint8 RGB -> a map any resolution: affine-invariant in the space
-    `alignment` names, or metres for alignment 'none') on every sample and score it."""
+    `alignment` names, or metres for alignment 'none') on every sample and score it.
+
+    The fit runs at full resolution unless `alignment_max_res` is set: then on a nearest-neighbour
+    copy at most that large, shrunk as `alignment_downscale` says ('reference_width_only', the
+    default: the reference's width-only resize; or 'both'), to reproduce tables made that way
+    (Marigold's ETH3D: 1024). See `depthlab.eval.alignment.FitDownscale`.
+    """
+    downscale = fit_downscale(alignment_max_res, alignment_downscale)
     return _evaluate(dataset, lambda index, sample: predict(sample.rgb), alignment, metrics,
-                     skip_bad, progress)
+                     skip_bad, progress, downscale)
 
 
 def evaluate_prediction_dir(predictions_dir: str | Path, dataset: EvalDataset, alignment: str,
                             metrics: Sequence[str] | None = None, skip_bad: bool = False,
-                            progress: bool = True) -> EvalResult:
-    """Score `.npy` predictions named after each sample's RGB path (extension replaced)."""
+                            progress: bool = True, *, alignment_max_res: int | None = None,
+                            alignment_downscale: str | None = None) -> EvalResult:
+    """Score `.npy` predictions named after each sample's RGB path (extension replaced); the
+    alignment resolution settings are those of `evaluate_predictor`."""
+    downscale = fit_downscale(alignment_max_res, alignment_downscale)
     root = Path(predictions_dir)
     if not root.is_dir():
         raise UserError(f"predictions directory does not exist: {root}")
     return _evaluate(dataset, lambda index, sample: load_prediction(root, dataset.sample_id(index)),
-                     alignment, metrics, skip_bad, progress)
+                     alignment, metrics, skip_bad, progress, downscale)

@@ -25,18 +25,18 @@ def _masked_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 def latent_mae(prediction: torch.Tensor, target: torch.Tensor,
                mask: torch.Tensor | None = None) -> torch.Tensor:
     """Mean absolute error over valid latent cells."""
-    diff = (prediction - target).abs()
-    return _masked_mean(torch.where(_weights(prediction, mask).bool(), diff, 0.0),
-                        _weights(prediction, mask))
+    weights = _weights(prediction, mask)
+    diff = torch.where(weights.bool(), prediction - target, 0.0)
+    return _masked_mean(diff.abs(), weights)
 
 
 @register_loss("latent_mse")
 def latent_mse(prediction: torch.Tensor, target: torch.Tensor,
                mask: torch.Tensor | None = None) -> torch.Tensor:
     """Mean squared error over valid latent cells (also the v-prediction trajectory loss)."""
-    diff = (prediction - target).square()
-    return _masked_mean(torch.where(_weights(prediction, mask).bool(), diff, 0.0),
-                        _weights(prediction, mask))
+    weights = _weights(prediction, mask)
+    diff = torch.where(weights.bool(), prediction - target, 0.0)  # mask first: no inf * 0
+    return _masked_mean(diff.square(), weights)
 
 
 @register_loss("gradient_matching")

@@ -25,10 +25,12 @@ import torch
 from torch import nn
 
 from depthlab.data.batch import Batch
+from depthlab.errors import UserError
 from depthlab.models.depth_model import DepthModel
 from depthlab.models.ema import EMA
 from depthlab.models.freezing import frozen_parameter_owners, is_frozen
 from depthlab.models.output_kind import DepthPredictorModule, OutputKind
+from depthlab.targets import Space
 
 
 @dataclass
@@ -73,6 +75,17 @@ class Recipe(nn.Module, abc.ABC):
 
         With `with_panels`, also return maps worth showing in TensorBoard, keyed by panel name.
         """
+
+    def check_target_space(self, space: Space) -> None:
+        """Refuse a recipe that trains in one space while its model declares another."""
+        declared = self.model.output_kind
+        if declared is not OutputKind.from_space(space):
+            raise UserError(
+                f"{type(self).__name__} trains labels in the '{Space(space).value}' space "
+                f"(TargetEncoder.space) but its model's inference mode declares "
+                f"'{declared.value}' ({type(self.model.mode).__name__}.output_kind), so it would "
+                f"train in one space and be evaluated in another. Set both with the recipe's "
+                f"SPACE macro.")
 
     # -- what trains ---------------------------------------------------------------------------
     def parameter_groups(self) -> list[ParameterGroup]:

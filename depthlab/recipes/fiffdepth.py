@@ -1,6 +1,6 @@
 """FiffDepth: feed-forward depth at t = 0, trajectory preservation, and the t = -1 filter.
 
-Following methods.md: one UNet serves three uses per step.
+As in docs/methods.md, one UNet serves three uses per step.
   1. d0 = UNet(x0, 0) on synthetic images, supervised by the GT depth latent.
   2. Trajectory term on the blended latent b0 = gamma x0 + (1 - gamma) d0_gt, noised to b_t, with
      the v-target v_t = sqrt(abar_t) eps - sqrt(1 - abar_t) b0 and L_k = || v_t - UNet(b_t, t) ||^2.
@@ -31,8 +31,12 @@ class FiffDepth(Recipe):
 
     `timestep_range` is the half-open range of diffusers timestep indices for the trajectory term
     (DDPM, 1000 steps); it starts at 1 so that no trajectory sample shares t = 0 with the
-    feed-forward pass. `ema` (an uncalled `@EMA` reference) keeps an EMA of the UNet, which is
-    then the model evaluated and saved for inference.
+    feed-forward pass. `mask_trajectory`: the paper writes L_k without a mask; masking it by depth
+    validity (the default) keeps the latent cells whose GT is invalid (sky, holes: the label
+    holds a fabricated value there) out of the trajectory target, as they are out of the t = 0
+    term. `ema` (an uncalled `@EMA` reference) keeps an EMA of the UNet, which is then the model
+    evaluated and saved for inference. Noise-schedule arithmetic and every loss run in float32,
+    also under bf16 autocast (in bf16, abar at the first timesteps rounds to 1: no noise).
     """
 
     def __init__(self, model: DepthModel = gin.REQUIRED, teacher: Teacher | None = gin.REQUIRED,
@@ -42,7 +46,8 @@ class FiffDepth(Recipe):
                  trajectory_weight: float = 0.2, mae_loss: str = "latent_mae",
                  gradient_loss: str = "gradient_matching",
                  trajectory_loss: str = "v_prediction_mse",
-                 timestep_range: tuple[int, int] = (1, 1000), ema: EMAFactory | None = None):
+                 timestep_range: tuple[int, int] = (1, 1000), mask_trajectory: bool = True,
+                 ema: EMAFactory | None = None):
         super().__init__()
         self.model = model
         self.teacher = teacher
@@ -55,13 +60,16 @@ class FiffDepth(Recipe):
         self.mae, self.gradient = get_loss(mae_loss), get_loss(gradient_loss)
         self.trajectory = get_loss(trajectory_loss)
         self.timestep_range = timestep_range
+        self.mask_trajectory = mask_trajectory
         self.use_ema(ema)
+        self.check_target_space(self.target.space)
 
     def reference_models(self) -> dict[str, DepthPredictorModule]:
         return {"teacher": self.teacher} if self.teacher is not None else {}
 
     def _pair_loss(self, prediction: torch.Tensor, label: torch.Tensor,
                    mask: torch.Tensor | None) -> torch.Tensor:
+        prediction, label = prediction.float(), label.float()
         return (self.weights["mae"] * self.mae(prediction, label, mask)
                 + self.weights["gradient"] * self.gradient(prediction, label, mask))
 
@@ -77,6 +85,8 @@ class FiffDepth(Recipe):
         first = {name: (part["x0"], zero_timesteps(part["x0"]))
                  for name, part in (("synthetic", synthetic), ("real", real)) if part is not None}
         d0 = dict(zip(first, backbone.forward_many(list(first.values()))))
+        if real is not None:
+            self._add_teacher_label(real, d0["real"])
         terms: dict[str, torch.Tensor] = {}
         second: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         trajectory_target = None
@@ -90,8 +100,9 @@ class FiffDepth(Recipe):
             second["filter"] = self.filter_head.inputs(d0["real"])
         outputs = dict(zip(second, backbone.forward_many(list(second.values()))))
         if "trajectory" in outputs:
-            terms["trajectory"] = self.trajectory(outputs["trajectory"], trajectory_target,
-                                                  synthetic["mask"])
+            terms["trajectory"] = self.trajectory(
+                outputs["trajectory"].float(), trajectory_target,
+                synthetic["mask"] if self.mask_trajectory else None)
         if filter_on:
             terms["t_minus_1"] = self._pair_loss(outputs["filter"], real["label"], None)
         elif real is not None:
@@ -115,14 +126,21 @@ class FiffDepth(Recipe):
 
     def _real_inputs(self, data: UnlabelledBatch) -> dict[str, torch.Tensor]:
         with torch.no_grad():
-            pseudo = self.target.from_teacher(self.teacher(data.rgb),
-                                              self.teacher.output_kind.space)
-            return {"x0": self.model.encode_rgb(data.rgb), "pseudo": pseudo,
-                    "label": self.model.codec.encode_depth(pseudo)}
+            return {"x0": self.model.encode_rgb(data.rgb), "teacher": self.teacher(data.rgb)}
+
+    @torch.no_grad()
+    def _add_teacher_label(self, real: dict[str, torch.Tensor], d0_real: torch.Tensor) -> None:
+        """The teacher's pseudo-label in the target space (fitted to the student's d0 when the
+        label choice needs it) and its latent."""
+        student = self.model.codec.decode_depth(d0_real) if self.target.needs_student else None
+        real["pseudo"] = self.target.from_teacher(real["teacher"], self.teacher.output_kind.space,
+                                                  student=student)
+        real["label"] = self.model.codec.encode_depth(real["pseudo"])
 
     def _trajectory_sample(self, synthetic: dict, generator: torch.Generator):
-        """(b_t, t, v_t) for the blended latent b0 = gamma x0 + (1 - gamma) d0_gt."""
-        blended = self.gamma * synthetic["x0"] + (1.0 - self.gamma) * synthetic["label"]
+        """(b_t, t, v_t) for the blended latent b0 = gamma x0 + (1 - gamma) d0_gt, in float32."""
+        x0, label = synthetic["x0"].float(), synthetic["label"].float()
+        blended = self.gamma * x0 + (1.0 - self.gamma) * label
         noise = torch.randn(blended.shape, generator=generator).to(blended)
         low, high = self.timestep_range
         timesteps = torch.randint(low, high, (len(blended),), generator=generator)

@@ -48,7 +48,8 @@ class DepthAnythingTeacher(Teacher):
 @gin.configurable
 def depth_anything_v2(pretrained_dir: str = gin.REQUIRED, input_size: int = 518) -> Teacher:
     """The process-wide Depth Anything V2 teacher for `pretrained_dir` (built once)."""
-    root = require_layout(pretrained_dir, ["config.json"], "Depth Anything V2 (transformers layout)")
+    root = require_layout(pretrained_dir, ["config.json"],
+                          "Depth Anything V2 (transformers layout)")
 
     def build() -> Teacher:
         return DepthAnythingTeacher(DepthAnythingForDepthEstimation.from_pretrained(root),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import tarfile
 from pathlib import Path
 from typing import Callable
@@ -14,7 +15,9 @@ from PIL import Image
 from depthlab.eval.datasets.splits import shipped_split
 from depthlab.eval.predictions import prediction_candidates
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
+# ../shared beside the checkout; DEPTHLAB_SHARED points elsewhere (e.g. from mutmut's copy).
+SHARED = Path(os.environ.get("DEPTHLAB_SHARED",
+                             Path(__file__).resolve().parents[2] / ".." / "shared"))
 RGBD = SHARED / "data" / "rgbd"
 NYU_DEMO = RGBD / "metric3d" / "nyu_demo"
 KITTI_DEMO = RGBD / "metric3d" / "kitti_demo"

@@ -1,4 +1,4 @@
-"""Output kinds end to end: metric depth in metres, normals, image-using modes, metric evaluation."""
+"""Output kinds end to end: metric depth in metres, normals, modes using the image, evaluation."""
 from __future__ import annotations
 
 import math

@@ -27,7 +27,8 @@ def test_every_table_covers_every_kind(index):
 
 def test_every_kind_keyed_table_is_listed_in_kind_tables():
     tables = [value for value in vars(output_kind_module).values()
-              if isinstance(value, dict) and value and all(isinstance(k, OutputKind) for k in value)]
+              if isinstance(value, dict) and value
+              and all(isinstance(k, OutputKind) for k in value)]
     assert len(tables) == len(KIND_TABLES) == 5
     assert all(any(table is listed for listed in KIND_TABLES) for table in tables)
 

@@ -219,7 +219,8 @@ def test_deepcopy_of_a_patched_backbone_runs_its_own_modules():
 @torch.no_grad()
 def test_replaced_mid_block_runs_inside_the_unet():
     plain = small_backbone(**SMALL)
-    replaced = small_backbone(**SMALL, patches=[ReplaceModule(at="mid_block", module=OffsetWrapper)])
+    replaced = small_backbone(**SMALL,
+                              patches=[ReplaceModule(at="mid_block", module=OffsetWrapper)])
     block = replaced.unet.mid_block
     assert isinstance(block, OffsetWrapper)
     assert type(block.inner).__name__ == type(plain.unet.mid_block).__name__
@@ -331,8 +332,8 @@ def test_forward_many_batches_equal_shapes_like_one_call():
 
 
 def test_inserting_after_a_block_that_returns_skips_is_refused_when_run():
-    backbone = small_backbone(**SMALL, patches=[InsertAfter(at="down_blocks.0", module=PointwiseConv,
-                                                            name="extra")])
+    patch = InsertAfter(at="down_blocks.0", module=PointwiseConv, name="extra")
+    backbone = small_backbone(**SMALL, patches=[patch])
     with pytest.raises(UserError, match="returns a tuple"):
         backbone(latent(), 0.0)
 

@@ -15,7 +15,8 @@ from depthlab.teachers.depth_anything import depth_anything_v2
 def test_sd2_backbone_loads_unet_and_empty_prompt(tiny_sd2_dir):
     backbone = sd2_backbone(pretrained_dir=str(tiny_sd2_dir))
     reference = UNet2DConditionModel.from_pretrained(tiny_sd2_dir, subfolder="unet")
-    for (name, p), (_, q) in zip(backbone.unet.state_dict().items(), reference.state_dict().items()):
+    pairs = zip(backbone.unet.state_dict().items(), reference.state_dict().items())
+    for (name, p), (_, q) in pairs:
         assert torch.equal(p, q), name
     tokenizer = CLIPTokenizer.from_pretrained(tiny_sd2_dir, subfolder="tokenizer")
     encoder = CLIPTextModel.from_pretrained(tiny_sd2_dir, subfolder="text_encoder")

@@ -14,7 +14,8 @@ depths = hnp.arrays(np.float32, (1, 1, 8, 8), elements=st.floats(0.5, 50, width=
 def test_spaces():
     depth = torch.tensor([[[[2.0, 4.0, 0.0]]]])
     assert torch.equal(depth_to_space(depth, "depth"), depth)
-    assert torch.allclose(depth_to_space(depth, Space.DISPARITY), torch.tensor([[[[0.5, 0.25, 0]]]]))
+    assert torch.allclose(depth_to_space(depth, Space.DISPARITY),
+                          torch.tensor([[[[0.5, 0.25, 0]]]]))
     assert torch.allclose(depth_to_space(depth, "sqrt_disparity"),
                           torch.tensor([[[[0.5 ** 0.5, 0.5, 0]]]]))
 

@@ -1,0 +1,1 @@
+"""Measurements behind the defaults, runnable as `python -m depthlab.analysis.<name>`."""

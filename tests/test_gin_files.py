@@ -1,0 +1,81 @@
+"""Every shipped gin file parses and builds, and every block file is used by some experiment."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import gin
+import pytest
+
+from depthlab.config import REPO_ROOT, build, parse_config
+from depthlab.models.depth_model import DepthModel
+from depthlab.testing.tiny_models import save_marigold_dir
+from depthlab.train.loop import build_trainer
+
+from paper_layouts import fiffdepth_paper_bindings
+
+EXPERIMENTS = sorted(str(p.relative_to(REPO_ROOT))
+                     for p in (REPO_ROOT / "experiments").rglob("*.gin"))
+BLOCK_FILES = sorted(str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / "gin").rglob("*.gin"))
+INCLUDE = re.compile(r"^\s*include\s+['\"](.+?)['\"]", re.MULTILINE)
+# Released-checkpoint macros and the tiny checkpoint each needs.
+CHECKPOINTS = {"MARIGOLD_DIR": dict(in_channels=8), "E2EFT_DIR": dict(in_channels=8),
+               "LOTUS_DIR": dict(in_channels=4, lotus=True), "DEPTHMASTER_DIR": dict(in_channels=4)}
+
+
+def included(file: str, seen: set[str] | None = None) -> set[str]:
+    """`file` and everything it includes, transitively."""
+    seen = set() if seen is None else seen
+    if file not in seen:
+        seen.add(file)
+        for child in INCLUDE.findall((REPO_ROOT / file).read_text()):
+            included(child, seen)
+    return seen
+
+
+def test_every_block_file_is_included_by_an_experiment():
+    used = set().union(*(included(e) for e in EXPERIMENTS))
+    orphans = [f for f in BLOCK_FILES if f not in used]
+    assert not orphans, f"gin files no experiment includes: {orphans}"
+
+
+def test_every_include_exists():
+    for file in EXPERIMENTS + BLOCK_FILES:
+        for child in INCLUDE.findall((REPO_ROOT / file).read_text()):
+            assert (REPO_ROOT / child).is_file(), f"{file} includes missing {child}"
+
+
+@pytest.fixture(scope="module")
+def local_dirs(tmp_path_factory) -> dict[str, list[str]]:
+    """Bindings for each REQUIRED macro family, pointing at tiny directories."""
+    root = tmp_path_factory.mktemp("gin_dirs")
+    bindings = {"SD2_DIR": fiffdepth_paper_bindings(root)}
+    for macro, components in CHECKPOINTS.items():
+        bindings[macro] = [f"{macro} = '{save_marigold_dir(root / macro, **components)}'"]
+    return bindings
+
+
+def required_macros(experiment: str) -> set[str]:
+    text = "\n".join((REPO_ROOT / f).read_text() for f in included(experiment))
+    return set(re.findall(r"^\s*(\w+)\s*=\s*%gin\.REQUIRED", text, re.MULTILINE))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_parses_and_builds(experiment, local_dirs, tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO_ROOT)
+    bindings = []
+    for macro in sorted(required_macros(experiment)):
+        family = "SD2_DIR" if macro in ("SD2_DIR", "DA2_DIR", "HYPERSIM_DIR", "VKITTI_DIR",
+                                        "REAL_IMAGES_DIR") else macro
+        assert family in local_dirs, f"{experiment}: no tiny stand-in for {macro}"
+        bindings += [b for b in local_dirs[family] if b not in bindings]
+    try:
+        parse_config([experiment], bindings)
+        if "Trainer.recipe" in gin.config_str():
+            trainer = build_trainer(Path(tmp_path) / "run")
+            assert trainer.recipe.parameter_groups()[0].parameters
+        else:
+            model = build(DepthModel, "depth model")
+            assert model.output_kind is not None
+    finally:
+        gin.clear_config()
