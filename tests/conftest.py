@@ -1,5 +1,4 @@
 """Shared fixtures: tiny pretrained directories, the repository root, ../shared when present."""
-import os
 import sys
 from pathlib import Path
 
@@ -7,7 +6,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-os.environ.setdefault("DEPTHLAB_CACHE", str(Path.home() / ".cache" / "depthlab"))
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import gin
 import pytest
 
 from depthlab.config import REPO_ROOT, build, parse_config
-from depthlab.models.depth_model import DepthModel
+from depthlab.inference.api import predictor_model
 from depthlab.testing.tiny_models import save_marigold_dir
 from depthlab.train.loop import build_trainer
 
@@ -75,7 +75,7 @@ def test_experiment_parses_and_builds(experiment, local_dirs, tmp_path, monkeypa
             trainer = build_trainer(Path(tmp_path) / "run")
             assert trainer.recipe.parameter_groups()[0].parameters
         else:
-            model = build(DepthModel, "depth model")
+            model = build(predictor_model, "predictor")  # a DepthModel unless bound otherwise
             assert model.output_kind is not None
     finally:
         gin.clear_config()

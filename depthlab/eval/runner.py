@@ -107,8 +107,8 @@ def _evaluate(dataset: EvalDataset, get_prediction: Callable[[int, EvalSample], 
     check_fit_settings(alignment, downscale)
     clip = clip_range(dataset)
     per_sample, skipped = [], []
-    for index in tqdm(range(len(dataset)), desc=f"evaluating {dataset.name}", disable=not progress,
-                      dynamic_ncols=True):
+    for index in tqdm(range(len(dataset)), desc=f"evaluating {dataset.name}",
+                      disable=None if progress else True, dynamic_ncols=True):
         try:
             sample = dataset[index]
             per_sample.append(score_sample(get_prediction(index, sample), sample, alignment, names,

@@ -4,6 +4,10 @@
     predictor = load_predictor(["experiments/fiffdepth.gin"], "runs/fiffdepth")
     maps = predictor.predict([Image.open("photo.jpg")])   # HxW float32 of predictor.output_kind
 
+What `load_predictor` builds is the gin block `predictor_model`: a `DepthModel` unless an
+experiment binds another predictor, e.g. a teacher (`predictor_model.model = %TEACHER`, as in
+`experiments/depth_anything_v2.gin` and `experiments/mini/teacher.gin`).
+
 Each image is resized to the processing resolution, padded to the model's input multiple,
 predicted in batches of images of equal padded size, cropped and resized back to its own
 resolution. Evaluation and training's validation use the same class.
@@ -11,17 +15,20 @@ resolution. Evaluation and training's validation use the same class.
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import gin
 import numpy as np
 import torch
 from PIL import Image
 
 from depthlab.errors import UserError
 from depthlab.inference.images import to_rgb_array
+from depthlab.inference.peak_normalised import PeakNormalised, needs_peak_normalising
 from depthlab.inference.processing import (default_processing_res, pad_to_multiple,
                                            processing_size, resize)
 from depthlab.models.depth_model import DepthModel
@@ -139,14 +146,22 @@ def run_config_for(weights: str | Path) -> Path:
                     f"'{weights}': pass the experiment with --gin.")
 
 
+@gin.configurable
+def predictor_model(model: DepthPredictorModule | None = None) -> DepthPredictorModule:
+    """The predictor `load_predictor` builds: `model` when bound (a teacher, e.g.
+    `predictor_model.model = @mini_teacher()`), otherwise the configured `DepthModel()`."""
+    return DepthModel() if model is None else model
+
+
 def load_predictor(gin_files: Sequence[str], weights: str | None, bindings: Sequence[str] = (),
                    processing_res: int | None = None, **kwargs) -> Predictor:
-    """Parse the gin files, build the `DepthModel`, load `weights` and wrap it in a `Predictor`.
+    """Parse the gin files, build `predictor_model()`, load `weights` and wrap it in a `Predictor`.
 
     `weights`: a run directory (its latest checkpoint), a checkpoint directory or a .safetensors
-    file; None for a released checkpoint configured entirely in gin (e.g. Marigold). With no gin
-    files, the run's own `config.gin` is used. `kwargs` go to `Predictor` (device defaults to
-    CUDA when available).
+    file; None for a released checkpoint configured entirely in gin (e.g. Marigold, or a teacher).
+    With no gin files, the run's own `config.gin` is used. A predictor that outputs maps at its own
+    scale (a teacher) is divided by each image's maximum, so outputs lie in [0, 1]. `kwargs` go to
+    `Predictor` (device defaults to CUDA when available).
     """
     from depthlab.config import build, parse_config  # local import: config imports every block
 
@@ -156,8 +171,13 @@ def load_predictor(gin_files: Sequence[str], weights: str | None, bindings: Sequ
             raise UserError("Give a gin file (--gin), weights from a run (--weights), or both.")
         gin_files = [str(run_config_for(weights))]
     parse_config(gin_files, bindings)
-    model = build(DepthModel, "depth model").eval()
+    model = build(predictor_model, "predictor")
+    if not isinstance(model, DepthModel) and weights is not None:
+        model = copy.deepcopy(model)  # teachers are shared per process: load into a copy
+    model = model.eval()
     if weights is not None:
-        load_model_weights(model, weights)
+        load_model_weights(model, weights, require_all=not isinstance(model, DepthModel))
+    if needs_peak_normalising(model):
+        model = PeakNormalised(model).eval()
     kwargs["device"] = kwargs.get("device") or default_device()
     return Predictor(model, processing_res=processing_res, **kwargs)

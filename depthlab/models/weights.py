@@ -86,9 +86,11 @@ def evaluated_prefixes(file: Path) -> dict[str, str]:
     return {}
 
 
-def load_model_weights(model: nn.Module, path: str | Path) -> Path:
-    """Load a checkpoint into a `DepthModel` for inference: the evaluated model's weights (the
-    student, or its EMA when the recipe evaluates that); returns the file used."""
+def load_model_weights(model: nn.Module, path: str | Path, require_all: bool = False) -> Path:
+    """Load a checkpoint into a `DepthModel` (or any evaluated model, e.g. a teacher network) for
+    inference: the evaluated model's weights (the student, or its EMA when the recipe evaluates
+    that); returns the file used. A `DepthModel` must find every trainable backbone parameter;
+    with `require_all`, every parameter must be found."""
     file = resolve_weights(path)
     weights, prefixes = read_weights(file), evaluated_prefixes(file)
     loaded = []
@@ -104,10 +106,15 @@ def load_model_weights(model: nn.Module, path: str | Path) -> Path:
                                 f"{tuple(parameter.shape)}. Was it trained with another recipe?")
             parameter.copy_(weights[key])
             loaded.append(name)
-    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
-    untouched = [n for n in trainable if n.startswith("backbone.") and n not in loaded]
+    if require_all:
+        untouched = [n for n, _ in model.named_parameters() if n not in loaded]
+        what = "parameters"
+    else:
+        trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+        untouched = [n for n in trainable if n.startswith("backbone.") and n not in loaded]
+        what = "backbone parameters"
     if untouched:
-        raise UserError(f"The weights in '{file}' lack {len(untouched)} backbone parameters "
+        raise UserError(f"The weights in '{file}' lack {len(untouched)} {what} "
                         f"(e.g. {untouched[:2]}): they do not come from this recipe.")
     return file
 

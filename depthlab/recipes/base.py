@@ -10,7 +10,13 @@ needs. The loop never reaches inside it; it asks the recipe for
 - `enable_gradient_checkpointing()`: the UNet, plus the decoder when `uses_pixel_losses`;
 - `evaluated_model()`: the model evaluation scores and inference loads (default: the EMA copy
   once updated, else `model`);
-- `reference_models()`: predictors evaluated beside it, e.g. a teacher (default: none).
+- `reference_models()`: predictors evaluated beside it, e.g. a teacher (default: none);
+- `validation_scalars()`: numbers only the recipe can compute (a codec's round-trip error, a
+  prior's held-out denoising loss), logged at each validation and at the end (default: none).
+
+Pretraining recipes (the mini world's codec, prior and teacher) train something that is not a
+depth model: their `evaluated_model()` is None (or a teacher-like predictor) and they report
+through `validation_scalars()`.
 
 Frozen modules (teachers, codecs, encoders, copies marked with `freeze`) stay in eval mode and
 can never reach the optimizer: the trainer checks every group against them.
@@ -133,9 +139,9 @@ class Recipe(nn.Module, abc.ABC):
         self.model.enable_gradient_checkpointing(decoder=self.uses_pixel_losses)
 
     # -- evaluation ----------------------------------------------------------------------------
-    def evaluated_model(self) -> DepthModel:
+    def evaluated_model(self) -> DepthPredictorModule | None:
         """The model evaluation scores and inference loads: the EMA copy once it has been
-        updated, otherwise the trained model."""
+        updated, otherwise the trained model (None: the recipe trains no depth predictor)."""
         ema = self.averaged()
         if ema is not None and ema.updates > 0:
             return DepthModel(ema.module, self.model.codec, self.model.mode).eval()
@@ -143,4 +149,9 @@ class Recipe(nn.Module, abc.ABC):
 
     def reference_models(self) -> dict[str, DepthPredictorModule]:
         """Models to evaluate beside the trained one (a teacher, a frozen copy), by name."""
+        return {}
+
+    def validation_scalars(self) -> dict[str, float]:
+        """Recipe-specific validation numbers by name (logged under `val/` and, at the end,
+        written to `validation.json`); none by default."""
         return {}

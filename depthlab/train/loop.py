@@ -101,10 +101,13 @@ def check_parameter_groups(recipe: nn.Module,
 
 def evaluated_prefixes(recipe: Recipe) -> dict[str, str]:
     """{DepthModel child: its path in the recipe} for the model the recipe evaluates."""
+    model = recipe.evaluated_model()
+    if model is None:
+        return {}
     paths: dict[int, str] = {}
     for name, module in recipe.named_modules(remove_duplicate=False):
         paths.setdefault(id(module), name)
-    return {child: paths[id(module)] for child, module in recipe.evaluated_model().named_children()
+    return {child: paths[id(module)] for child, module in model.named_children()
             if id(module) in paths}
 
 
@@ -118,7 +121,9 @@ class Trainer:
     `eval_sets` maps evaluation-set names (see `depthlab.eval.datasets`) to their data directory
     (None for built-in sets); they are evaluated at the end (and every `validate_every` steps
     when > 0). `mixed_precision='bf16'` applies only on CUDA; CPU runs are float32. `seed` seeds
-    every RNG before the recipe is built (`build_trainer`) and the per-step draws.
+    every RNG before the recipe is built (`build_trainer`) and the per-step draws. `num_threads`
+    sets torch's intra-op threads (None: torch's default); one is fastest for tiny models on a
+    busy CPU.
     """
 
     DEFAULT_SEED = 0
@@ -134,7 +139,9 @@ class Trainer:
                  checkpoint_every: int = 100, keep_checkpoints: int = 2,
                  eval_sets: Mapping[str, str | None] = gin.REQUIRED, validate_every: int = 0,
                  processing_res: int | None = None, evaluate_references: bool = True,
-                 progress: bool = True):
+                 progress: bool = True, num_threads: int | None = None):
+        if num_threads:
+            torch.set_num_threads(num_threads)
         self.run_dir = Path(run_dir)
         self.device = pick_device(device)
         self.recipe = recipe.to(self.device)
@@ -259,8 +266,10 @@ class Trainer:
             self._evaluate_baselines()
         loader = iter(batch_loader(self.data, self.start_step * self.accumulation_steps,
                                    self.steps * self.accumulation_steps))
+        # disable=None: tqdm shows no bar when stderr is not a terminal
         bar = tqdm(range(self.start_step, self.steps), initial=self.start_step, total=self.steps,
-                   desc="train", disable=not self.progress, dynamic_ncols=True)
+                   desc="train", disable=None if self.progress else True,
+                   dynamic_ncols=True)
         completed = self.start_step
         try:
             with preemption_watch() as preemption:
@@ -299,13 +308,25 @@ class Trainer:
             log.info("step %d %s", step + 1, " ".join(f"{k}={v!r}" for k, v in scalars.items()))
 
     # -- evaluation --------------------------------------------------------------------------
-    def _results(self, model: nn.Module) -> dict[str, dict[str, float]]:
+    def _results(self, model: nn.Module | None) -> dict[str, dict[str, float]]:
+        if model is None:
+            return {}
         self.recipe.eval()
         return evaluate_sets(model, self.eval_sets, self.processing_res, str(self.device),
                              self.progress)
 
+    def _recipe_scalars(self) -> dict[str, float]:
+        self.recipe.eval()
+        with torch.no_grad():
+            return self.recipe.validation_scalars()
+
     def _evaluate_baselines(self) -> None:
-        """The untrained model and the recipe's reference models (e.g. the teacher), once."""
+        """The untrained model and the recipe's reference models (e.g. the teacher), once; the
+        recipe's own validation numbers before training are logged at step 0."""
+        scalars = self._recipe_scalars()
+        if scalars:
+            (self.run_dir / "baseline_validation.json").write_text(json.dumps(scalars, indent=2))
+            self.board.scalars({f"val/{k}": v for k, v in scalars.items()}, 0)
         baselines = {"untrained": self._results(self.recipe.evaluated_model())}
         if self.evaluate_references:
             for name, reference in self.recipe.reference_models().items():
@@ -315,6 +336,7 @@ class Trainer:
     def _validate(self, step: int) -> None:
         for eval_set, metrics in self._results(self.recipe.evaluated_model()).items():
             self.board.scalars({f"val/{eval_set}/{k}": v for k, v in metrics.items()}, step)
+        self.board.scalars({f"val/{k}": v for k, v in self._recipe_scalars().items()}, step)
 
     def _final_evaluation(self) -> dict[str, dict[str, float]]:
         results = self._results(self.recipe.evaluated_model())
@@ -322,10 +344,19 @@ class Trainer:
         for eval_set, metrics in results.items():
             self.board.scalars({f"final/{eval_set}/{k}": v for k, v in metrics.items()},
                                self.steps)
+        scalars = self._recipe_scalars()
+        if scalars:
+            (self.run_dir / "validation.json").write_text(json.dumps(scalars, indent=2))
+            self.board.scalars({f"final/{k}": v for k, v in scalars.items()}, self.steps)
+            before_file = self.run_dir / "baseline_validation.json"
+            before = json.loads(before_file.read_text()) if before_file.exists() else {}
+            print("\n".join(f"{k}: {v:.6g}" + (f" (untrained: {before[k]:.6g})" if k in before
+                                                else "") for k, v in scalars.items()))
         self.board.close()
         baseline_file = self.run_dir / "baseline_metrics.json"
         baselines = json.loads(baseline_file.read_text()) if baseline_file.exists() else {}
-        table = format_comparison({"trained": results, **baselines})
-        (self.run_dir / "metrics.md").write_text(table + "\n")
-        print(table)
+        if results:
+            table = format_comparison({"trained": results, **baselines})
+            (self.run_dir / "metrics.md").write_text(table + "\n")
+            print(table)
         return results

@@ -1,7 +1,9 @@
-"""The mini world: procedural scenes, datasets, a depth oracle and a cached mini codec.
+"""The mini world: procedural scenes, datasets, and pretrained stand-ins for the real models.
 
-It is the built-in default data so the main training job runs on a laptop CPU with no downloads:
-`scenes` renders (RGB, planar depth) from a seed in a clean `synthetic` or a shifted `real`
-domain, `datasets` wraps them as torch datasets, `oracle` remembers the depth behind each rendered
-image for the low-pass teacher, and `codec_pretrain` trains and caches a small VAE.
+It is the built-in default data and models, so every recipe and ablation runs on a laptop CPU
+with no downloads: `scenes` renders (RGB, planar depth) from a seed in a clean `synthetic` or a
+`real` domain that differs in appearance and content, `datasets` wraps them as torch datasets,
+and `mini_codec`, `mini_prior` and `mini_teacher` load the shipped pretrained weights of the
+stand-ins for SD2's VAE, SD2's UNet and Depth Anything V2 (`shipped`, `regenerate`). `oracle`
+serves only the ideal-teacher ablation (`lowpass_teacher`).
 """

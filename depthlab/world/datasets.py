@@ -2,8 +2,11 @@
 
 `MiniWorldDataset(domain, split)` is a map-style dataset of labelled items; `UnlabelledView`
 exposes only the images of a dataset, for streams that must never see ground truth (FiffDepth's
-real-image stream). Rendering registers each image with the oracle of the low-pass teacher, which
-lives in the rendering process: use the mini world with `num_workers=0` when a teacher is involved.
+real-image stream). Splits: `train`, `val` and `test`, plus `pretrain` for pretraining the mini
+world's own teacher, codec or prior on scenes no other split shows. Rendering is pure, so
+DataLoader workers are fine - unless the ideal teacher (`depthlab.world.lowpass_teacher`) is
+used: it looks images up in an oracle that lives in the rendering process, so use `num_workers=0`
+with it.
 """
 from __future__ import annotations
 
@@ -16,11 +19,13 @@ from depthlab.world.scenes import render_scene
 from depthlab.world.textures import DOMAINS
 
 # Seeds: domain base + split base + index. Ranges are disjoint across splits and domains, and
-# the codec's training scenes (900M+) lie outside all of them.
+# the codec's training scenes (900M+) lie outside all of them. `pretrain` took the top third of
+# what was `train`'s range, so train/val/test seeds are unchanged.
 DOMAIN_SEED_BASE = {"synthetic": 0, "real": 400_000_000}
-SPLIT_SEED_BASE = {"train": 0, "val": 300_000_000, "test": 350_000_000}
-SPLIT_CAPACITY = {"train": 300_000_000, "val": 50_000_000, "test": 50_000_000}
-DEFAULT_LENGTH = {"train": 100_000, "val": 64, "test": 128}
+SPLIT_SEED_BASE = {"train": 0, "pretrain": 200_000_000, "val": 300_000_000, "test": 350_000_000}
+SPLIT_CAPACITY = {"train": 200_000_000, "pretrain": 100_000_000, "val": 50_000_000,
+                  "test": 50_000_000}
+DEFAULT_LENGTH = {"train": 100_000, "pretrain": 100_000, "val": 64, "test": 128}
 
 
 def scene_seed(domain: str, split: str, index: int) -> int:
@@ -33,7 +38,7 @@ class MiniWorldDataset(Dataset):
 
     Items: `rgb` float32 [3, H, W] in [0, 1], `depth` float32 [1, H, W] planar metres (0 =
     invalid), `valid` bool [1, H, W], `intrinsics` float32 [3, 3], `name` like "real/test/000012".
-    `length` defaults to 100000 (train, virtual), 64 (val) or 128 (test).
+    `length` defaults to 100000 (train and pretrain, virtual), 64 (val) or 128 (test).
     """
 
     def __init__(self, domain: str = gin.REQUIRED, split: str = gin.REQUIRED, size: int = 64,

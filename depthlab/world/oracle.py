@@ -1,10 +1,13 @@
-"""Process-wide memory of the true depth behind every mini-world image rendered in this process.
+"""Process-wide memory of the true depth behind mini-world images rendered in this process.
 
-It exists for one consumer: the low-pass teacher, which simulates a pretrained depth network and
-so must answer from an RGB image alone. The renderer registers each image (quantised to uint8, as
-rendered) and its horizontal mirror, keyed by a hash of the pixels; lookups hash the queried
-image the same way. The store is a bounded LRU, so memory stays flat however long training runs.
-Images rendered in another process (a DataLoader worker) are not known here.
+It exists for one consumer: the ideal-teacher ablation (`depthlab.world.lowpass_teacher`), a
+simulated depth network that must answer from an RGB image alone. It is opt-in: `register` does
+nothing until `enable()` is called (the teacher does so when it is built), so the default path
+neither fills nor depends on it. Once enabled, the renderer registers each image (quantised to
+uint8, as rendered) and its horizontal mirror, keyed by a hash of the pixels; lookups hash the
+queried image the same way. The store is a bounded LRU, so memory stays flat however long
+training runs. Images rendered before `enable()`, or in another process (a DataLoader worker),
+are not known here.
 """
 from __future__ import annotations
 
@@ -19,6 +22,23 @@ DEFAULT_CAPACITY = 4096  # scenes; about 20 KB each at 64x64
 _STORE: OrderedDict[bytes, tuple[np.ndarray, np.ndarray, bool]] = OrderedDict()
 _LOCK = threading.Lock()
 _capacity = DEFAULT_CAPACITY
+_enabled = False
+
+
+def enable() -> None:
+    """Start remembering rendered images (called by the ideal teacher when it is built)."""
+    global _enabled
+    _enabled = True
+
+
+def disable() -> None:
+    """Stop remembering rendered images (the default; for tests). Known images stay known."""
+    global _enabled
+    _enabled = False
+
+
+def is_enabled() -> bool:
+    return _enabled
 
 
 def image_key(image: np.ndarray) -> bytes:
@@ -35,7 +55,10 @@ def quantise(rgb: np.ndarray) -> np.ndarray:
 
 
 def register(image: np.ndarray, depth: np.ndarray, valid: np.ndarray) -> None:
-    """Remember `depth`/`valid` ([H, W]) for uint8 `image` [H, W, 3] and for its mirror image."""
+    """Remember `depth`/`valid` ([H, W]) for uint8 `image` [H, W, 3] and for its mirror image
+    (a no-op unless the oracle is enabled)."""
+    if not _enabled:
+        return
     entries = [(image_key(image), False), (image_key(image[:, ::-1]), True)]
     with _LOCK:
         for key, flipped in entries:

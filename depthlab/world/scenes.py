@@ -1,16 +1,20 @@
 """The mini world's renderer: `render_scene(seed, domain, size)` -> RGB, planar depth, intrinsics.
 
-Small procedural scenes (rooms, or outdoor ground planes with sky) with spheres, boxes, thin
-poles, railings, tables and trees, ray cast analytically in numpy and shaded Lambertian under a
-directional light. The seed fixes the geometry; the domain only changes appearance:
+Small procedural scenes (rooms, or outdoor ground planes with sky) ray cast analytically in numpy
+and shaded Lambertian under a directional light. The domain changes content *and* appearance, so
+a model trained on synthetic ground truth alone meets a real gap on `real`:
 
-- `synthetic`: clean CG (saturated palettes, checkers/stripes/tiles, plain gamma) - the domain
-  with ground truth for training.
-- `real`: a visible domain shift (other texture families, muted palettes, haze, exposure and
-  white-balance errors, blur, vignetting, tone curve, sensor noise) - its ground truth is used
-  only for evaluation.
+- `synthetic`: clean CG (saturated palettes, checkers/stripes/tiles, plain gamma) over the
+  original scene distribution (eye-level cameras, a few spheres, boxes, poles, railings, tables
+  and trees) - the domain with ground truth for training.
+- `real`: photo-like appearance (other texture families, muted palettes, haze, exposure and
+  white-balance errors, blur, vignetting, tone curve, sensor noise) over scenes synthetic never
+  shows (low/high cameras, wide lenses, clutter, shelves, chairs, fences, rocks, ...; see
+  `depthlab.world.layout`) - its ground truth is used only for evaluation and by teacher
+  pretraining.
 
-Every rendered image is registered with `depthlab.world.oracle`, which the low-pass teacher uses.
+Rendered images are registered with `depthlab.world.oracle` only once it is enabled (by the
+ideal-teacher ablation, `depthlab.world.lowpass_teacher`).
 """
 from __future__ import annotations
 
@@ -77,7 +81,7 @@ def _shade(layout: Layout, domain: str, t: np.ndarray, normal: np.ndarray,
 
 def render_scene(seed: int, domain: str = "synthetic", size: int = 64) -> Scene:
     """Render scene `seed` in `domain` at `size` x `size` (deterministic; registered with the
-    oracle)."""
+    oracle when it is enabled)."""
     if domain not in DOMAINS:
         raise UserError(f"Unknown mini-world domain '{domain}'; choose one of "
                         f"{', '.join(DOMAINS)}.")
@@ -85,7 +89,7 @@ def render_scene(seed: int, domain: str = "synthetic", size: int = 64) -> Scene:
         raise UserError(f"Mini-world images must be at least 8 pixels wide, not {size}.")
     if seed < 0:
         raise UserError(f"Mini-world scene seeds are non-negative integers, not {seed}.")
-    layout = sample_layout(int(seed))
+    layout = sample_layout(int(seed), domain)
     hits, directions = cast(layout.camera.view(size), layout.prims)
     valid = np.isfinite(hits.t) & (hits.t <= MAX_DEPTH)
     depth = np.where(valid, hits.t, 0.0).reshape(size, size).astype(np.float32)

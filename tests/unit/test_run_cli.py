@@ -64,5 +64,6 @@ def test_list_blocks_names_the_fiffdepth_pieces(repo_root):
     result = run_cli(repo_root, "--list-blocks")
     assert result.returncode == 0
     for block in ("FiffDepth", "TMinusOneFilter", "sd2_backbone", "depth_anything_v2",
-                  "MixedBatches", "Trainer", "lowpass_teacher", "mini_codec"):
+                  "MixedBatches", "Trainer", "lowpass_teacher", "mini_codec", "mini_prior",
+                  "CodecPretraining", "PriorPretraining"):
         assert block in result.stdout

@@ -1,24 +1,21 @@
-"""Fixtures for the mini-world tests: a throwaway codec cache for the cache-mechanics tests."""
+"""Fixtures for the mini-world tests: the shipped codec, loaded once with its gin architecture."""
 from pathlib import Path
 
+import gin
 import pytest
 
+from depthlab.config import parse_config
 
-@pytest.fixture
-def scratch_cache(tmp_path, monkeypatch) -> Path:
-    """Point DEPTHLAB_CACHE at an empty directory for one test."""
-    root = tmp_path / "depthlab_cache"
-    monkeypatch.setenv("DEPTHLAB_CACHE", str(root))
-    return root
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
 def default_codec():
-    """The default mini codec, trained once per cache (DEPTHLAB_CACHE, else ~/.cache/depthlab).
+    """The mini codec with its shipped weights (depthlab/world/weights/codec.safetensors)."""
+    from depthlab.world.mini_codec import mini_codec
 
-    The repository's conftest points DEPTHLAB_CACHE at ~/.cache/depthlab unless it is set, so
-    this shares the main job's cache: the first run trains (about 2 minutes), later runs load.
-    """
-    from depthlab.world.codec_pretrain import mini_codec
-
-    return mini_codec()
+    parse_config([str(REPO / "gin" / "codecs" / "mini_vae.gin")])
+    try:
+        return mini_codec()
+    finally:
+        gin.clear_config()

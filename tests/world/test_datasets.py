@@ -6,7 +6,10 @@ import torch
 
 from depthlab.errors import UserError
 from depthlab.world.datasets import (DEFAULT_LENGTH, DOMAIN_SEED_BASE, SPLIT_CAPACITY,
-                                     SPLIT_SEED_BASE, MiniWorldDataset, UnlabelledView)
+                                     SPLIT_SEED_BASE, MiniWorldDataset, UnlabelledView,
+                                     scene_seed)
+
+CODEC_SEEDS = 900_000_000  # reserved for codec training scenes; no dataset split reaches it
 
 
 def test_item_contract():
@@ -24,7 +27,7 @@ def test_item_contract():
 
 def test_default_lengths():
     assert {split: len(MiniWorldDataset("synthetic", split)) for split in DEFAULT_LENGTH} == {
-        "train": 100_000, "val": 64, "test": 128}
+        "train": 100_000, "pretrain": 100_000, "val": 64, "test": 128}
     assert len(MiniWorldDataset("synthetic", "val", length=5)) == 5
 
 
@@ -34,11 +37,22 @@ def test_seed_ranges_are_disjoint_across_domains_and_splits():
               for d, s in itertools.product(DOMAIN_SEED_BASE, SPLIT_SEED_BASE)]
     for (a0, a1), (b0, b1) in itertools.combinations(ranges, 2):
         assert a1 <= b0 or b1 <= a0
+    assert max(end for _, end in ranges) <= CODEC_SEEDS
+
+
+def test_pretrain_split_left_the_other_splits_seeds_unchanged():
+    """`pretrain` took the top of the old train range; existing results depend on these seeds."""
+    assert [scene_seed("synthetic", split, 12) for split in ("train", "val", "test")] == [
+        12, 300_000_012, 350_000_012]
+    assert [scene_seed("real", split, 12) for split in ("train", "val", "test")] == [
+        400_000_012, 700_000_012, 750_000_012]
+    assert scene_seed("synthetic", "pretrain", 0) == SPLIT_CAPACITY["train"] == 200_000_000
+    assert MiniWorldDataset("real", "pretrain", length=3)[2]["name"] == "real/pretrain/000002"
 
 
 def test_splits_render_different_scenes():
     first = [MiniWorldDataset(d, s)[0]["depth"] for d in ("synthetic", "real")
-             for s in ("train", "val", "test")]
+             for s in ("train", "pretrain", "val", "test")]
     for a, b in itertools.combinations(first, 2):
         assert not torch.equal(a, b)
 

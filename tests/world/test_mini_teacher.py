@@ -1,0 +1,140 @@
+"""The mini teacher: a tiny Depth Anything V2 (patch 8) in the same teacher class as DA2, its
+shipped weights, and the round trip from a pretraining run through `export_run`."""
+from pathlib import Path
+
+import gin
+import numpy as np
+import pytest
+import torch
+
+from depthlab.errors import UserError
+from depthlab.models.output_kind import OutputKind
+from depthlab.recipes.teacher_pretraining import TeacherPretraining
+from depthlab.teachers.base import clear_shared_instances
+from depthlab.teachers.depth_anything import DepthAnythingTeacher, network_size
+from depthlab.train.checkpoint import save_checkpoint
+from depthlab.train.loop import check_parameter_groups, evaluated_prefixes
+from depthlab.world.datasets import MiniWorldDataset
+from depthlab.world.mini_teacher import (INPUT_SIZE, dinov2_model, mini_teacher,
+                                         mini_teacher_network)
+from depthlab.world.shipped import export_run, shipped_file
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def one_thread_fresh_teachers():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    clear_shared_instances()
+    yield
+    clear_shared_instances()
+    torch.set_num_threads(threads)
+
+
+def _batch(domain: str = "real", count: int = 4) -> dict:
+    dataset = MiniWorldDataset(domain, "val")
+    items = [dataset[i] for i in range(count)]
+    return {key: torch.stack([item[key] for item in items]) for key in ("rgb", "depth", "valid")}
+
+
+def _trained_run(run_dir: Path) -> TeacherPretraining:
+    """A recipe whose network took one optimizer step, checkpointed as the trainer does."""
+    torch.manual_seed(0)
+    recipe = TeacherPretraining(mini_teacher_network(), INPUT_SIZE)
+    batch = _batch("synthetic", 2)
+    prediction = recipe.predictor.predict(batch["rgb"])
+    (prediction - 1.0 / batch["depth"].clamp_min(1e-3)).abs().mean().backward()
+    torch.optim.SGD(recipe.parameters(), lr=0.1).step()
+    trained = check_parameter_groups(recipe, recipe.parameter_groups())
+    save_checkpoint(run_dir, 1, trained, {}, evaluated=evaluated_prefixes(recipe))
+    return recipe
+
+
+def test_shipped_teacher_is_the_depth_anything_class_at_patch_8():
+    assert shipped_file("teacher").is_file()
+    teacher = mini_teacher()
+    assert type(teacher) is DepthAnythingTeacher and teacher.frozen
+    assert teacher.output_kind is OutputKind.DISPARITY
+    assert teacher.patch == 8 and teacher.input_size == INPUT_SIZE == 64
+    assert not any(p.requires_grad for p in teacher.parameters())
+    assert mini_teacher() is teacher  # built once per process
+    teacher.train()
+    assert not teacher.training and not teacher.model.training
+
+
+@pytest.mark.parametrize("domain", ["synthetic", "real"])
+def test_shipped_teacher_predicts_disparity_with_less_detail_than_the_truth(domain):
+    batch = _batch(domain, 8)
+    out = mini_teacher()(batch["rgb"])
+    assert out.shape == (8, 1, 64, 64) and (out >= 0).all()
+    truth = torch.where(batch["valid"], 1.0 / batch["depth"].clamp_min(1e-6), 0.0)
+
+    def sharpest_step(x):  # largest neighbour difference, in units of the map's spread
+        x = (x - x.mean()) / x.std()
+        return max(np.abs(np.diff(x, axis=0)).max(), np.abs(np.diff(x, axis=1)).max())
+
+    correlations, sharpness = [], []
+    for prediction, disparity, valid in zip(out[:, 0], truth[:, 0], batch["valid"][:, 0]):
+        correlations.append(np.corrcoef(prediction[valid].numpy(), disparity[valid].numpy())[0, 1])
+        sharpness.append(sharpest_step(prediction.numpy()) / sharpest_step(disparity.numpy()))
+    # Trained: near is large as in the truth (an untrained network correlates about 0; the
+    # shipped weights about 0.7). Low-pass: its sharpest edge is well below the truth's.
+    assert np.mean(correlations) > 0.5
+    assert np.median(sharpness) < 0.7
+
+
+def test_any_image_size_is_resized_to_the_patch_grid():
+    assert network_size(97, 131, 64, 8) == (64, 88)
+    assert network_size(480, 640, 518, 14) == (518, 686)
+    out = mini_teacher()(torch.rand(1, 3, 97, 131, generator=torch.Generator().manual_seed(0)))
+    assert out.shape == (1, 1, 97, 131) and torch.isfinite(out).all()
+
+
+def test_trained_network_round_trips_through_export_and_mini_teacher(tmp_path):
+    run_dir = tmp_path / "run"
+    recipe = _trained_run(run_dir)
+    rgb = _batch("real", 3)["rgb"]
+    with torch.no_grad():
+        expected = recipe.evaluated_model().eval().predict(rgb)
+    # The run directory itself: float32, the exact weights.
+    torch.testing.assert_close(mini_teacher(weights=str(run_dir))(rgb), expected, rtol=0,
+                               atol=0)
+    # Exported as shipped weights (float16), then loaded from that file.
+    exported = export_run(run_dir, "network.", "teacher", root=tmp_path / "weights")
+    loaded = mini_teacher(weights=str(exported))(rgb)
+    torch.testing.assert_close(loaded, expected, rtol=2e-2, atol=2e-2 * float(expected.max()))
+    assert mini_teacher(weights=str(exported)) is not mini_teacher(weights=str(run_dir))
+
+
+def test_weights_of_another_shape_are_a_user_error(tmp_path):
+    _trained_run(tmp_path / "run")
+    with gin.unlock_config():
+        gin.bind_parameter("mini_teacher_config.hidden_size", 32)
+    try:
+        with pytest.raises(UserError, match="do not fit"):
+            mini_teacher(weights=str(tmp_path / "run"))
+    finally:
+        gin.clear_config()
+
+
+def test_the_encoder_is_a_dinov2():
+    network = mini_teacher().model
+    encoder = dinov2_model(network)
+    pixels = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        tokens = encoder(pixel_values=pixels).last_hidden_state
+        stage4 = network.backbone(pixel_values=pixels).feature_maps[-1]
+    assert tokens.shape == (2, 1 + 8 * 8, network.config.backbone_config.hidden_size)
+    torch.testing.assert_close(tokens, stage4)
+
+
+def test_gin_file_builds_one_shared_teacher():
+    gin.clear_config()
+    try:
+        gin.parse_config_file(str(REPO / "gin/teachers/mini.gin"))
+        first, second = gin.query_parameter("%TEACHER"), gin.query_parameter("%TEACHER")
+        assert first.scoped_configurable_fn() is second.scoped_configurable_fn()
+        assert first.scoped_configurable_fn() is mini_teacher()
+    finally:
+        gin.clear_config()
