@@ -5,6 +5,7 @@ sqrt-disparity. One binding (`target_space`) selects it for ground truth and tea
 """
 from __future__ import annotations
 
+import abc
 import enum
 
 import gin
@@ -90,7 +91,7 @@ def shifted_labels(unit: torch.Tensor, shifts: torch.Tensor, output_space: Space
     return quantile_normalise(depth_to_space(depth, target_space), valid.expand_as(depth))
 
 
-class TeacherLabel:
+class TeacherLabel(abc.ABC):
     """How a teacher's affine-invariant map in one space becomes a label in another.
 
     The teacher's map is known only up to scale and shift; once normalised to [0, 1] by its 2/98
@@ -100,10 +101,10 @@ class TeacherLabel:
 
     needs_student = False
 
+    @abc.abstractmethod
     def shifts(self, unit: torch.Tensor, output_space: Space, target_space: Space,
                valid: torch.Tensor, student: torch.Tensor | None) -> torch.Tensor:
         """The shift [B] for each image of `unit` [B, 1, H, W]."""
-        raise NotImplementedError
 
     def __call__(self, unit: torch.Tensor, output_space: Space, target_space: Space,
                  valid: torch.Tensor, student: torch.Tensor | None = None) -> torch.Tensor:

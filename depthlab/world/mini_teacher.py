@@ -30,7 +30,6 @@ from torch import nn
 from transformers import (DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config,
                           Dinov2Model)
 
-from depthlab.errors import UserError
 from depthlab.models.weights import evaluated_prefixes, read_weights, resolve_weights
 from depthlab.teachers.base import shared_instance
 from depthlab.teachers.depth_anything import DepthAnythingTeacher
@@ -100,17 +99,6 @@ def network_weights(source: str | Path) -> dict[str, torch.Tensor]:
     return read_weights(file, f"{recipe_path}." if recipe_path else "")
 
 
-def check_shapes(network: torch.nn.Module, tensors: dict[str, torch.Tensor], what: str) -> None:
-    """Refuse weights made for another architecture before loading any of them."""
-    own = network.state_dict()
-    wrong = [f"{name} {tuple(t.shape)} (expected {tuple(own[name].shape)})"
-             for name, t in tensors.items() if name in own and own[name].shape != t.shape]
-    if wrong:
-        raise UserError(f"The {what} weights do not fit the configured network: {len(wrong)} "
-                        f"tensors have another shape, e.g. {wrong[0]}. They were made for another "
-                        f"mini_teacher_config; bind the architecture they were trained with.")
-
-
 @gin.configurable
 def mini_teacher(weights: str | None = None) -> DepthAnythingTeacher:
     """The process-wide mini teacher: the shipped weights (`depthlab/world/weights/
@@ -122,7 +110,6 @@ def mini_teacher(weights: str | None = None) -> DepthAnythingTeacher:
         network = DepthAnythingForDepthEstimation(config)
         tensors = load_shipped("teacher") if weights is None else network_weights(weights)
         what = "mini teacher" + ("" if weights is None else f" ('{weights}')")
-        check_shapes(network, tensors, what)
         load_into(network, {k: t.float() if t.is_floating_point() else t
                             for k, t in tensors.items()}, what)
         return DepthAnythingTeacher(network, INPUT_SIZE)

@@ -133,3 +133,15 @@ def write_predictions(pred_dir: Path, dataset, predict: Callable = noisy_affine,
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, pred)
     return pred_dir
+
+
+def run_cli(argv, capsys) -> tuple[int, str, str]:
+    """Run `python -m depthlab.evaluate` in-process: (exit code, stdout, stderr on one line)."""
+    from depthlab.evaluate import main
+
+    try:
+        code = main([str(a) for a in argv] + ["--no-progress"])
+    except SystemExit as exit_:
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return code, out, " ".join(err.split())  # error paragraphs are wrapped

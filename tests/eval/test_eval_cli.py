@@ -12,22 +12,14 @@ import numpy as np
 import pytest
 
 from eval_fixtures import (build_folder_redwood, build_folder_tum, build_kitti, build_nyu,
-                           make_tar, requires_shared, shipped_rows, write_predictions)
+                           make_tar, requires_shared, run_cli, shipped_rows, write_predictions)
 from depthlab.eval import EvalSample, build_dataset, evaluate_prediction_dir, register_dataset
 from depthlab.eval.predictions import prediction_candidates
-from depthlab.evaluate import main
 from depthlab.models.output_kind import OutputKind
 
 pytestmark = requires_shared
 
 
-def run_cli(argv, capsys) -> tuple[int, str, str]:
-    try:
-        code = main([str(a) for a in argv] + ["--no-progress"])
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, " ".join(err.split())  # error paragraphs are wrapped
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from depthlab.eval import (
 from depthlab.eval.alignment import FitDownscale, align, fit_downscale, nearest_indices
 from depthlab.eval.metrics import depth_metrics
 from depthlab.eval.runner import score_sample
-from depthlab.evaluate import main
+from eval_fixtures import run_cli
 
 F32 = np.float32
 
@@ -253,13 +253,6 @@ def eth3d_like(root) -> tuple:
     return data, split, preds
 
 
-def run_cli(argv, capsys) -> tuple[int, str, str]:
-    try:
-        code = main([str(a) for a in argv] + ["--no-progress"])
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, " ".join(err.split())
 
 
 def test_cli_alignment_max_res_on_eth3d(tmp_path, capsys):
