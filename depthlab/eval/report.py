@@ -40,7 +40,7 @@ def result_dict(result: EvalResult) -> dict:
     if result.alignment_max_res is not None:
         body.update(alignment_max_res=result.alignment_max_res,
                     alignment_downscale=result.alignment_downscale)
-    return {**body, "count": result.count,
+    return {**body, "count": result.count, "inverted": result.inverted,
             "metrics": {k: _json_number(v) for k, v in result.means.items()},
             "skipped": [{"id": i, "reason": r} for i, r in result.skipped]}
 

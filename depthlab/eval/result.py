@@ -19,3 +19,9 @@ class EvalResult:
     label: str = ""
     alignment_max_res: int | None = None  # set when the fit ran on a downscaled copy
     alignment_downscale: str | None = None  # how that copy was shrunk (see `FitDownscale`)
+
+    @property
+    def inverted(self) -> int:
+        """Samples whose least-squares fit took a negative scale: the prediction is inverted
+        there (near and far swapped), which the protocol's fit hides from every metric."""
+        return sum(1 for row in self.per_sample if row.get("scale", 1.0) < 0)

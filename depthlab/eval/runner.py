@@ -5,7 +5,9 @@ trainer's validation also uses, so every number depthlab reports comes from one 
 """
 from __future__ import annotations
 
+import logging
 import math
+import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -23,6 +25,8 @@ from depthlab.eval.metrics import (BOUNDARY_METRICS, PAIR_METRICS, PROTOCOL_METR
                                    check_metric_names, depth_metrics)
 from depthlab.eval.predictions import load_prediction, prepare_prediction
 from depthlab.eval.result import EvalResult
+
+log = logging.getLogger(__name__)
 
 
 def score_sample(pred: np.ndarray, sample: EvalSample, alignment: str,
@@ -121,11 +125,19 @@ def _evaluate(dataset: EvalDataset, get_prediction: Callable[[int, EvalSample], 
         raise UserError(f"no sample of '{dataset.name}' could be evaluated "
                         f"({len(skipped)} skipped; first: {skipped[0][0]}: {skipped[0][1]})"
                         if skipped else f"dataset '{dataset.name}' has no samples")
-    return EvalResult(dataset=dataset.name, alignment=alignment, metrics=names,
-                      means=mean_metrics(per_sample, names), count=len(per_sample),
-                      per_sample=per_sample, skipped=skipped,
-                      alignment_max_res=None if downscale is None else downscale.max_res,
-                      alignment_downscale=None if downscale is None else downscale.mode)
+    result = EvalResult(dataset=dataset.name, alignment=alignment, metrics=names,
+                        means=mean_metrics(per_sample, names), count=len(per_sample),
+                        per_sample=per_sample, skipped=skipped,
+                        alignment_max_res=None if downscale is None else downscale.max_res,
+                        alignment_downscale=None if downscale is None else downscale.mode)
+    if result.inverted:
+        message = (f"warning: on '{dataset.name}', {result.inverted} of {result.count} "
+                   f"predictions were fitted with a negative scale, i.e. they are inverted (near "
+                   f"and far swapped); the least-squares protocol scores them as if they were "
+                   f"not. Per-sample scales are in the per-sample results.")
+        log.warning(message)
+        print(message, file=sys.stderr)
+    return result
 
 
 def evaluate_predictor(predict: Callable[[np.ndarray], np.ndarray], dataset: EvalDataset,

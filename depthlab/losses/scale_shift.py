@@ -1,7 +1,16 @@
 """Scale-and-shift-invariant losses (MiDaS) for networks that predict affine-invariant maps.
 
+Two alignments, each with an MAE and a multi-scale gradient-matching loss:
+- least squares (`ssi_mae`, `ssi_gradient_matching`): the prediction is fitted to the target.
+  The fitted scale may be negative, so an inverted map (near and far swapped) scores as well as a
+  right one: a network can converge to it.
+- median and mean absolute deviation (`ssi_mae_median`, `ssi_gradient_matching_median`): MiDaS's
+  robust variant, which Depth Anything trains with: prediction and target are each normalised to
+  (x - median) / mean |x - median| and then compared. The normalising scale is positive, so the
+  orientation of the map counts. Images without valid pixels normalise to zero.
+
 Shapes: prediction and target [B, 1, H, W]; mask [B, 1, H, W] bool (True = valid) or None.
-Per image, the scale s and shift t minimising the squared error sum(m (s p + t - g)^2) over the
+For the least-squares losses, per image, the scale s and shift t minimising the squared error sum(m (s p + t - g)^2) over the
 valid pixels are solved in closed form, and gradients flow through them (as in MiDaS), so the
 network is never asked for a particular scale or offset. Losses then compare the aligned
 prediction s p + t with the target. Masked pixels have no effect on the fit, the value or the
@@ -69,7 +78,43 @@ def scale_shift_invariant_gradient(prediction: torch.Tensor, target: torch.Tenso
     """MiDaS's multi-scale gradient matching on the residual of the aligned prediction: the sum
     over 4 scales (every 2^k-th pixel) of `gradient_matching`, which sharpens edges."""
     aligned = align_scale_shift(prediction, target, mask)
-    target = target.to(aligned.dtype)
+    return _multiscale_gradient(aligned, target.to(aligned.dtype), mask)
+
+
+def normalise_median(values: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Per image, (x - median) / mean |x - median| over the valid pixels (the lower median for an
+    even count, as torch's); 0 at invalid pixels and in images without valid pixels or spread."""
+    dtype = _working_dtype(values)
+    valid = _weights(values, mask) > 0
+    x = torch.where(valid, values.to(dtype), float("nan")).flatten(1)
+    median = x.nanmedian(dim=1).values.nan_to_num(0.0)
+    shape = (-1,) + (1,) * (values.ndim - 1)
+    centred = torch.where(valid, values.to(dtype) - median.view(shape), 0.0)
+    count = valid.flatten(1).sum(1).clamp_min(1)
+    spread = (centred.abs().flatten(1).sum(1) / count).view(shape)
+    return torch.where(spread > 0, centred / spread.clamp_min(torch.finfo(dtype).tiny), 0.0)
+
+
+@register_loss("ssi_mae_median")
+def median_normalised_mae(prediction: torch.Tensor, target: torch.Tensor,
+                          mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean absolute difference of the median/MAD-normalised prediction and target over every
+    valid pixel of the batch (MiDaS's robust loss, Depth Anything's affine-invariant loss)."""
+    difference = normalise_median(prediction, mask) - normalise_median(target, mask)
+    weights = _weights(difference, mask).to(difference.dtype)
+    return (weights * difference.abs()).sum() / weights.sum().clamp_min(1.0)
+
+
+@register_loss("ssi_gradient_matching_median")
+def median_normalised_gradient(prediction: torch.Tensor, target: torch.Tensor,
+                               mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Multi-scale gradient matching of the median/MAD-normalised prediction and target."""
+    normalised = normalise_median(prediction, mask)
+    return _multiscale_gradient(normalised, normalise_median(target, mask), mask)
+
+
+def _multiscale_gradient(aligned: torch.Tensor, target: torch.Tensor,
+                         mask: torch.Tensor | None) -> torch.Tensor:
     mask = torch.ones_like(aligned, dtype=torch.bool) if mask is None else mask.expand_as(aligned)
     total = aligned.new_zeros(())
     for level in range(GRADIENT_SCALES):

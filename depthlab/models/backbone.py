@@ -130,18 +130,26 @@ def small_backbone(in_channels: int = 4, out_channels: int = 4,
                    layers_per_block: int = 1, cross_attention_dim: int = 32,
                    attention_head_dim: int = 8, norm_num_groups: int = 16,
                    prompt_tokens: int = 4, seed: int = 0,
+                   attention_levels: Sequence[bool] | None = None,
                    unet_options: dict[str, Any] | None = None,
                    patches: Sequence[BackbonePatch] = ()) -> UNetBackbone:
     """A small randomly initialised UNet of the same class, for the mini world and tests.
 
-    The conditioning is a fixed random tensor (there is no text encoder at this size); only the
-    last block carries no cross-attention, mirroring SD2's layout at a smaller width. The UNet's
-    weights and the conditioning come from `seed` (the conditioning is not saved with
-    checkpoints: keep `seed` when reloading); modules added by `patches` draw from the run's seed.
+    The conditioning is a fixed random tensor (there is no text encoder at this size).
+    `attention_levels` says, per resolution level (finest first), whether its blocks carry
+    self- and cross-attention; by default every level but the coarsest does, SD2's layout at a
+    smaller width. The mid block always does. The UNet's weights and the conditioning come from
+    `seed` (the conditioning is not saved with checkpoints: keep `seed` when reloading); modules
+    added by `patches` draw from the run's seed.
     """
     depth = len(block_out_channels)
-    down = ("CrossAttnDownBlock2D",) * (depth - 1) + ("DownBlock2D",)
-    up = ("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (depth - 1)
+    levels = tuple(attention_levels) if attention_levels is not None \
+        else (True,) * (depth - 1) + (False,)
+    if len(levels) != depth:
+        raise UserError(f"small_backbone.attention_levels needs one entry per level of "
+                        f"block_out_channels ({depth}); {len(levels)} were given.")
+    down = tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in levels)
+    up = tuple("CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(levels))
     generator = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

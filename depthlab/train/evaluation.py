@@ -31,7 +31,7 @@ def evaluate_sets(model: DepthPredictorModule, eval_sets: EvalSpec,
         dataset = build_dataset(name, options.pop("data_dir", None), **options)
         result = evaluate_predictor(lambda rgb: predictor.predict([rgb])[0], dataset,
                                     alignment=model.output_kind.alignment, progress=progress)
-        results[name] = {**result.means, "count": result.count}
+        results[name] = {**result.means, "count": result.count, "inverted": result.inverted}
     return results
 
 

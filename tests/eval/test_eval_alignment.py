@@ -99,3 +99,22 @@ def test_disparity_alignment_clips_and_inverts():
     aligned = align(pred, gt, valid, "disparity")
     assert aligned.depth[1, 1] == pytest.approx(2.0, rel=1e-5)
     assert aligned.depth[0, 0] == pytest.approx(1e3)
+
+
+def test_inverted_predictions_are_counted_and_reported(capsys):
+    from depthlab.eval.datasets.registry import build_dataset
+    from depthlab.eval.report import result_dict
+    from depthlab.eval.runner import _evaluate
+
+    dataset = build_dataset("mini_synthetic", None, length=3)
+
+    def score(prediction):
+        return _evaluate(dataset, prediction, "disparity", ["abs_rel"], False, False, None)
+
+    # GT depth under a disparity fit: the best affine map of depth to disparity has a negative
+    # slope in every image with depth variation, so all three are inverted.
+    inverted = score(lambda index, sample: sample.depth.astype(np.float32) + 1.0)
+    assert inverted.inverted == 3 and result_dict(inverted)["inverted"] == 3
+    assert "3 of 3 predictions were fitted with a negative scale" in capsys.readouterr().err
+    right = score(lambda index, sample: 1.0 / np.maximum(sample.depth, 1e-3).astype(np.float32))
+    assert right.inverted == 0 and "negative scale" not in capsys.readouterr().err

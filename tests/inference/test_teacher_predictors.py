@@ -19,7 +19,7 @@ from depthlab.teachers.base import clear_shared_instances
 from depthlab.teachers.depth_anything import DepthAnythingTeacher
 from depthlab.train.checkpoint import save_checkpoint
 from depthlab.train.loop import check_parameter_groups, evaluated_prefixes
-from depthlab.world.mini_teacher import INPUT_SIZE, mini_teacher, mini_teacher_network
+from depthlab.world.mini_teacher import INPUT_SIZE, MiniTeacherNetwork, mini_teacher
 
 from inference_helpers import REPO_ROOT
 
@@ -122,7 +122,7 @@ def test_evaluate_accepts_teacher_experiments(experiment, tmp_path, da2_bind, ca
 
 def test_weights_of_a_pretraining_run_load_into_a_copy(tmp_path, odd_photo):
     torch.manual_seed(0)
-    recipe = TeacherPretraining(mini_teacher_network(), INPUT_SIZE)
+    recipe = TeacherPretraining(MiniTeacherNetwork(), INPUT_SIZE)
     trained = check_parameter_groups(recipe, recipe.parameter_groups())
     save_checkpoint(tmp_path / "run", 5, trained, {}, evaluated=evaluated_prefixes(recipe))
     shipped = mini_teacher()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 FAST = ["--bind", "mini_prior.pretrained = False",
         "--bind", "small_backbone.block_out_channels = (16, 32)",
+        "--bind", "small_backbone.attention_levels = None",
         "--bind", "small_backbone.attention_head_dim = 4",
         "--bind", "small_backbone.norm_num_groups = 8",
         "--bind", "BATCH_SIZE = 4", "--bind", "Trainer.log_every = 1",

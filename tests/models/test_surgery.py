@@ -344,3 +344,15 @@ def test_capturing_a_down_block_gives_its_hidden_states():
     _, features = backbone.forward_with_features(latent(), 0.0, ["down_blocks.0"])
     assert isinstance(features["down_blocks.0"], torch.Tensor)
     assert features["down_blocks.0"].shape == (2, SMALL["block_out_channels"][0], 8, 8)
+
+
+def test_small_backbone_attention_levels_choose_the_block_types():
+    default = small_backbone(**SMALL).unet.config
+    assert default.down_block_types == ("CrossAttnDownBlock2D", "DownBlock2D")  # SD2's layout
+    assert default.up_block_types == ("UpBlock2D", "CrossAttnUpBlock2D")
+    coarse = small_backbone(**{**SMALL, "block_out_channels": (16, 32, 32)},
+                            attention_levels=(False, True, False)).unet.config
+    assert coarse.down_block_types == ("DownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D")
+    assert coarse.up_block_types == ("UpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D")
+    with pytest.raises(UserError, match="one entry per level"):
+        small_backbone(**SMALL, attention_levels=(True,))

@@ -9,15 +9,17 @@ import torch
 
 from depthlab.data.batch import Batch, LabelledBatch, UnlabelledBatch
 from depthlab.errors import UserError
-from depthlab.losses.scale_shift import scale_shift_invariant_mae
+from depthlab.losses.scale_shift import median_normalised_mae
 from depthlab.models.output_kind import OutputKind
 from depthlab.models.weights import EVALUATED_FILE, latest_checkpoint
 from depthlab.recipes.teacher_pretraining import (TeacherPretraining, disparity_target,
                                                    per_image_mean)
 from depthlab.run import main as run_main
 from depthlab.teachers.depth_anything import DepthAnythingPredictor
+from depthlab.teachers.disparity_predictor import DisparityPredictor
+from depthlab.testing.tiny_models import save_depth_anything_dir
 from depthlab.train.loop import check_parameter_groups, evaluated_prefixes
-from depthlab.world.mini_teacher import INPUT_SIZE, mini_teacher_network
+from depthlab.world.mini_teacher import INPUT_SIZE, MiniTeacherNetwork
 
 EXPERIMENT = str(Path(__file__).resolve().parents[2] / "experiments/mini/pretrain/teacher.gin")
 
@@ -32,7 +34,7 @@ def one_thread():
 
 def make_recipe(**kwargs) -> TeacherPretraining:
     torch.manual_seed(0)
-    return TeacherPretraining(mini_teacher_network(), INPUT_SIZE, **kwargs)
+    return TeacherPretraining(MiniTeacherNetwork(), INPUT_SIZE, **kwargs)
 
 
 def labelled(count: int = 2) -> LabelledBatch:
@@ -63,11 +65,28 @@ def test_the_network_trains_and_is_evaluated_through_the_teacher_preprocessing()
     assert trained and all(name.startswith("network.") for name in trained)
     assert all(p.requires_grad for p in recipe.network.parameters())
     model = recipe.evaluated_model()
-    assert isinstance(model, DepthAnythingPredictor) and model.model is recipe.network
-    assert model.output_kind is OutputKind.DISPARITY and model.patch == 8
+    assert type(model) is DisparityPredictor and model.model is recipe.network
+    assert model.output_kind is OutputKind.DISPARITY and model.multiple == 8
     assert evaluated_prefixes(recipe) == {"model": "network"}
     recipe.train()
     assert recipe.network.training  # not frozen: a Teacher would force eval mode
+
+
+def test_a_depth_anything_network_trains_through_its_own_predictor(tmp_path):
+    from transformers import DepthAnythingForDepthEstimation
+    network = DepthAnythingForDepthEstimation.from_pretrained(
+        save_depth_anything_dir(tmp_path / "da2"))
+    recipe = TeacherPretraining(network, 28)
+    assert type(recipe.evaluated_model()) is DepthAnythingPredictor
+    assert recipe.evaluated_model().patch == network.config.backbone_config.patch_size
+    out = recipe.losses(Batch(labelled()), torch.Generator())
+    out.total.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in network.parameters())
+
+
+def test_gradient_checkpointing_of_a_network_without_it_is_a_user_error():
+    with pytest.raises(UserError, match="gradient checkpointing"):
+        make_recipe().enable_gradient_checkpointing()
 
 
 def test_losses_are_the_registered_losses_on_gt_disparity():
@@ -77,11 +96,11 @@ def test_losses_are_the_registered_losses_on_gt_disparity():
     prediction = recipe.predictor.predict(batch.rgb)
     target, mask = disparity_target(batch.depth, batch.valid)
     target = target / per_image_mean(target, mask)  # normalise_target (the default)
-    expected = scale_shift_invariant_mae(prediction, target, mask)
+    expected = median_normalised_mae(prediction, target, mask)  # the default loss
     torch.testing.assert_close(out.terms["ssi"], expected)
     torch.testing.assert_close(out.total, out.terms["ssi"] + 0.25 * out.terms["gradient"])
     out.total.backward()
-    assert recipe.network.head.conv3.weight.grad.abs().sum() > 0
+    assert recipe.network.head.weight.grad.abs().sum() > 0
     assert set(out.panels) == {"synthetic/prediction", "synthetic/gt"}
     assert float(out.panels["synthetic/gt"].values.max()) == pytest.approx(1.0)
     assert set(make_recipe(gradient_weight=0.0).losses(Batch(batch), torch.Generator()).terms) \

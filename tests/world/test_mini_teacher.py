@@ -1,5 +1,6 @@
-"""The mini teacher: a tiny Depth Anything V2 (patch 8) in the same teacher class as DA2, its
-shipped weights, and the round trip from a pretraining run through `export_run`."""
+"""The mini teacher: a strided CNN on an 8-pixel feature grid behind the same disparity-teacher
+preprocessing as Depth Anything V2, its shipped weights, and the round trip from a pretraining run
+through `export_run`."""
 from pathlib import Path
 
 import gin
@@ -11,12 +12,11 @@ from depthlab.errors import UserError
 from depthlab.models.output_kind import OutputKind
 from depthlab.recipes.teacher_pretraining import TeacherPretraining
 from depthlab.teachers.base import clear_shared_instances
-from depthlab.teachers.depth_anything import DepthAnythingTeacher, network_size
+from depthlab.teachers.disparity_predictor import DisparityTeacher, network_size
 from depthlab.train.checkpoint import save_checkpoint
 from depthlab.train.loop import check_parameter_groups, evaluated_prefixes
 from depthlab.world.datasets import MiniWorldDataset
-from depthlab.world.mini_teacher import (INPUT_SIZE, dinov2_model, mini_teacher,
-                                         mini_teacher_network)
+from depthlab.world.mini_teacher import INPUT_SIZE, MiniTeacherNetwork, mini_teacher
 from depthlab.world.shipped import export_run, shipped_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,7 +41,7 @@ def _batch(domain: str = "real", count: int = 4) -> dict:
 def _trained_run(run_dir: Path) -> TeacherPretraining:
     """A recipe whose network took one optimizer step, checkpointed as the trainer does."""
     torch.manual_seed(0)
-    recipe = TeacherPretraining(mini_teacher_network(), INPUT_SIZE)
+    recipe = TeacherPretraining(MiniTeacherNetwork(), INPUT_SIZE)
     batch = _batch("synthetic", 2)
     prediction = recipe.predictor.predict(batch["rgb"])
     (prediction - 1.0 / batch["depth"].clamp_min(1e-3)).abs().mean().backward()
@@ -51,12 +51,13 @@ def _trained_run(run_dir: Path) -> TeacherPretraining:
     return recipe
 
 
-def test_shipped_teacher_is_the_depth_anything_class_at_patch_8():
+def test_shipped_teacher_is_a_frozen_disparity_teacher_on_an_8_pixel_grid():
     assert shipped_file("teacher").is_file()
     teacher = mini_teacher()
-    assert type(teacher) is DepthAnythingTeacher and teacher.frozen
+    assert type(teacher) is DisparityTeacher and teacher.frozen
+    assert isinstance(teacher.model, MiniTeacherNetwork)
     assert teacher.output_kind is OutputKind.DISPARITY
-    assert teacher.patch == 8 and teacher.input_size == INPUT_SIZE == 64
+    assert teacher.multiple == 8 and teacher.input_size == INPUT_SIZE == 64
     assert not any(p.requires_grad for p in teacher.parameters())
     assert mini_teacher() is teacher  # built once per process
     teacher.train()
@@ -110,7 +111,7 @@ def test_trained_network_round_trips_through_export_and_mini_teacher(tmp_path):
 def test_weights_of_another_shape_are_a_user_error(tmp_path):
     _trained_run(tmp_path / "run")
     with gin.unlock_config():
-        gin.bind_parameter("mini_teacher_config.hidden_size", 32)
+        gin.bind_parameter("MiniTeacherNetwork.channels", (16, 64, 128, 128))
     try:
         with pytest.raises(UserError, match="do not fit"):
             mini_teacher(weights=str(tmp_path / "run"))
@@ -118,15 +119,19 @@ def test_weights_of_another_shape_are_a_user_error(tmp_path):
         gin.clear_config()
 
 
-def test_the_encoder_is_a_dinov2():
+def test_the_encoder_features_live_on_the_stride_8_grid():
     network = mini_teacher().model
-    encoder = dinov2_model(network)
-    pixels = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    pixels = torch.randn(2, 3, 64, 96, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        tokens = encoder(pixel_values=pixels).last_hidden_state
-        stage4 = network.backbone(pixel_values=pixels).feature_maps[-1]
-    assert tokens.shape == (2, 1 + 8 * 8, network.config.backbone_config.hidden_size)
-    torch.testing.assert_close(tokens, stage4)
+        features = network.features(pixels)
+        disparity = network(pixels)
+    assert features.shape == (2, 128, 8, 12)
+    assert disparity.shape == (2, 1, 64, 96) and (disparity > 0).all()
+
+
+def test_a_wrong_architecture_is_a_user_error():
+    with pytest.raises(UserError, match="four encoder channels"):
+        MiniTeacherNetwork(channels=(32, 64, 128))
 
 
 def test_gin_file_builds_one_shared_teacher():

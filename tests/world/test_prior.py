@@ -73,6 +73,7 @@ def test_mini_prior_loads_a_runs_unet(tmp_path):
               str(tmp_path / "prior.safetensors"))
     with gin.unlock_config():
         gin.bind_parameter("small_backbone.block_out_channels", (16, 32))
+        gin.bind_parameter("small_backbone.attention_levels", None)
         gin.bind_parameter("small_backbone.attention_head_dim", 4)
         gin.bind_parameter("small_backbone.norm_num_groups", 8)
         gin.bind_parameter("small_backbone.cross_attention_dim", 8)

@@ -1,0 +1,87 @@
+"""A disparity network as a predictor and as a frozen teacher, with Depth Anything's preprocessing.
+
+Relative-depth networks (Depth Anything V2, the mini world's teacher) output affine-invariant
+*disparity* at their own scale. Their preprocessing, from Depth Anything V2's model card: resize so
+the shorter side is `input_size`, each side rounded to a multiple of the network's grid (the ViT
+patch, or a CNN's stride), bicubic, ImageNet normalisation; the output is resized back bilinearly.
+
+`DisparityPredictor` wraps a network without touching it (differentiable, the network's mode and
+gradients left alone), so a recipe can train the network (`depthlab.recipes.teacher_pretraining`)
+and evaluate it through the same code; `DisparityTeacher` is the same computation as a frozen
+`Teacher`. A network maps ImageNet-normalised pixels [B, 3, h, w] to disparity [B, 1, h, w];
+`depthlab.teachers.depth_anything` adapts transformers' Depth Anything output to that.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from depthlab.models.output_kind import OutputKind
+from depthlab.teachers.base import Teacher
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def network_size(height: int, width: int, input_size: int, multiple: int) -> tuple[int, int]:
+    """(H, W) the network sees: shorter side `input_size`, each side a multiple of `multiple`."""
+    scale = input_size / min(height, width)
+    return (max(multiple, round(height * scale / multiple) * multiple),
+            max(multiple, round(width * scale / multiple) * multiple))
+
+
+class DisparityPredictor(nn.Module):
+    """RGB [B, 3, H, W] in [0, 1] of any size -> disparity [B, 1, H, W] at the network's scale.
+
+    A `DepthPredictorModule`, so `Predictor` and evaluation run it like any model. `multiple`: the
+    network's grid (its input sides must be multiples of it).
+    """
+
+    output_kind = OutputKind.DISPARITY
+    input_multiple = 1
+    value_range = None
+
+    def __init__(self, model: nn.Module, input_size: int, multiple: int):
+        super().__init__()
+        self.model = model
+        self.input_size = int(input_size)
+        self.multiple = int(multiple)
+
+    def normalised_input(self, rgb: torch.Tensor) -> torch.Tensor:
+        """RGB at the network's size, ImageNet-normalised."""
+        size = network_size(*rgb.shape[-2:], self.input_size, self.multiple)
+        pixels = rgb.float()
+        if tuple(pixels.shape[-2:]) != size:
+            pixels = F.interpolate(pixels, size=size, mode="bicubic", align_corners=False)
+        mean = pixels.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+        std = pixels.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        return (pixels.clamp(0, 1) - mean) / std
+
+    def network_disparity(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The network's disparity [B, 1, h, w] for normalised pixels."""
+        return self.model(pixels)
+
+    def predict(self, rgb: torch.Tensor) -> torch.Tensor:
+        height, width = rgb.shape[-2:]
+        disparity = self.network_disparity(self.normalised_input(rgb))
+        if tuple(disparity.shape[-2:]) != (height, width):
+            disparity = F.interpolate(disparity, size=(height, width), mode="bilinear",
+                                      align_corners=False)
+        return disparity.clamp_min(0.0)
+
+    def forward(self, rgb: torch.Tensor) -> torch.Tensor:
+        return self.predict(rgb)
+
+    def extra_repr(self) -> str:
+        return f"input_size={self.input_size}, multiple={self.multiple}"
+
+
+class DisparityTeacher(DisparityPredictor, Teacher):
+    """The predictor as a frozen teacher: no gradients, always in eval mode, outputs computed
+    without autograd."""
+
+    def __init__(self, model: nn.Module, input_size: int, multiple: int):
+        super().__init__(model.eval().requires_grad_(False), input_size, multiple)
+
+    forward = Teacher.forward
