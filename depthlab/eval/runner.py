@@ -135,7 +135,7 @@ def _evaluate(dataset: EvalDataset, get_prediction: Callable[[int, EvalSample], 
                    f"predictions were fitted with a negative scale, i.e. they are inverted (near "
                    f"and far swapped); the least-squares protocol scores them as if they were "
                    f"not. Per-sample scales are in the per-sample results.")
-        log.warning(message)
+        log.info(message)  # into a run's train.log; the console gets the print below
         print(message, file=sys.stderr)
     return result
 
