@@ -101,3 +101,9 @@ def test_masked_pixels_are_ignored(loss, prediction, target, mask, other):
     p, g, m = torch.tensor(prediction), torch.tensor(target), torch.tensor(mask)
     changed = torch.where(m, p, torch.tensor(other))
     assert float(loss(changed, g, m)) == pytest.approx(float(loss(p, g, m)), abs=1e-9)
+
+
+def test_each_image_normalises_by_its_own_spread():
+    # Image 2 is image 1 times 10: median 10, MAD 10 -> the same -1, 0, 1, 2.
+    batch = torch.cat([P, 10.0 * P])
+    assert normalise_median(batch).flatten(1).tolist() == [[-1.0, 0.0, 1.0, 2.0]] * 2
