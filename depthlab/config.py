@@ -21,8 +21,8 @@ from depthlab.errors import UserError
 T = TypeVar("T")
 
 REPO_ROOT = Path(depthlab.__file__).resolve().parent.parent
-BLOCK_PACKAGES = ("models", "targets", "teachers", "losses", "heads", "recipes", "data", "world",
-                  "train", "inference", "eval")
+BLOCK_PACKAGES = ("models", "targets", "teachers", "encoders", "losses", "heads", "recipes",
+                  "data", "world", "train", "inference", "eval")
 
 
 def import_blocks() -> None:

@@ -30,19 +30,25 @@ def write_frames(root: Path, rows, size: tuple[int, int], depth_value: int) -> P
     return split
 
 
-def fiffdepth_paper_bindings(root: Path) -> list[str]:
-    """Bindings for every REQUIRED macro of experiments/fiffdepth.gin, pointing into `root`."""
+def labelled_paper_bindings(root: Path) -> list[str]:
+    """SD2_DIR, HYPERSIM_DIR and VKITTI_DIR (with their split lists), pointing into `root`."""
     hypersim = write_frames(root / "hypersim", HYPERSIM_ROWS, HYPERSIM_SIZE, 5000)  # mm
     vkitti = write_frames(root / "vkitti", VKITTI_ROWS, VKITTI_SIZE, 3000)  # cm
-    photos = root / "photos"
-    photos.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.full((600, 900, 3), 90, np.uint8)).save(photos / "a.jpg")
     sd2 = root / "sd2"
     if not (sd2 / "unet").exists():
         save_sd2_dir(sd2)
+    return [f"SD2_DIR = '{sd2}'", f"HYPERSIM_DIR = '{hypersim.parent}'",
+            f"VKITTI_DIR = '{vkitti.parent}'", f"hypersim.split_file = '{hypersim}'",
+            f"vkitti.split_file = '{vkitti}'"]
+
+
+def fiffdepth_paper_bindings(root: Path) -> list[str]:
+    """Bindings for every REQUIRED macro of experiments/fiffdepth.gin, pointing into `root`."""
+    photos = root / "photos"
+    photos.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((600, 900, 3), 90, np.uint8)).save(photos / "a.jpg")
     da2 = root / "da2"
     if not (da2 / "config.json").exists():
         save_depth_anything_dir(da2)
-    return [f"SD2_DIR = '{sd2}'", f"DA2_DIR = '{da2}'", f"HYPERSIM_DIR = '{hypersim.parent}'",
-            f"VKITTI_DIR = '{vkitti.parent}'", f"REAL_IMAGES_DIR = '{photos}'",
-            f"hypersim.split_file = '{hypersim}'", f"vkitti.split_file = '{vkitti}'"]
+    return labelled_paper_bindings(root) + [f"DA2_DIR = '{da2}'",
+                                            f"REAL_IMAGES_DIR = '{photos}'"]

@@ -6,11 +6,15 @@ from pathlib import Path
 
 import gin
 import pytest
+from diffusers import UNet2DConditionModel
+from safetensors.torch import save_file
 
 from depthlab.config import REPO_ROOT, build, parse_config
 from depthlab.inference.api import predictor_model
+from depthlab.testing.tiny_encoders import save_dinov2_dir
 from depthlab.testing.tiny_models import save_marigold_dir
 from depthlab.train.loop import build_trainer
+from depthlab.world.shipped import load_shipped
 
 from paper_layouts import fiffdepth_paper_bindings
 
@@ -52,6 +56,15 @@ def local_dirs(tmp_path_factory) -> dict[str, list[str]]:
     bindings = {"SD2_DIR": fiffdepth_paper_bindings(root)}
     for macro, components in CHECKPOINTS.items():
         bindings[macro] = [f"{macro} = '{save_marigold_dir(root / macro, **components)}'"]
+    bindings["DINOV2_DIR"] = [f"DINOV2_DIR = '{save_dinov2_dir(root / 'dinov2')}'"]
+    # Stand-ins for a DepthMaster stage 1 run: its UNet where a run keeps it.
+    paper_unet = UNet2DConditionModel.from_pretrained(root / "sd2", subfolder="unet").state_dict()
+    for family, unet in (("STAGE1_RUN", paper_unet), ("STAGE1_RUN mini", load_shipped("prior"))):
+        file = root / family.replace(" ", "_") / "model.safetensors"
+        file.parent.mkdir()
+        save_file({f"model.backbone.unet.{k}": v.contiguous() for k, v in unet.items()},
+                  str(file))
+        bindings[family] = [f"STAGE1_RUN = '{file}'"]
     return bindings
 
 
@@ -67,6 +80,8 @@ def test_experiment_parses_and_builds(experiment, local_dirs, tmp_path, monkeypa
     for macro in sorted(required_macros(experiment)):
         family = "SD2_DIR" if macro in ("SD2_DIR", "DA2_DIR", "HYPERSIM_DIR", "VKITTI_DIR",
                                         "REAL_IMAGES_DIR") else macro
+        if macro == "STAGE1_RUN" and experiment.startswith("experiments/mini/"):
+            family = "STAGE1_RUN mini"
         assert family in local_dirs, f"{experiment}: no tiny stand-in for {macro}"
         bindings += [b for b in local_dirs[family] if b not in bindings]
     try:
@@ -74,6 +89,9 @@ def test_experiment_parses_and_builds(experiment, local_dirs, tmp_path, monkeypa
         if "Trainer.recipe" in gin.config_str():
             trainer = build_trainer(Path(tmp_path) / "run")
             assert trainer.recipe.parameter_groups()[0].parameters
+            if "STAGE1_RUN" in required_macros(experiment):
+                (Path(tmp_path) / "run").mkdir()
+                trainer.start_fresh()  # the stage 1 weights fit where the recipe expects them
         else:
             model = build(predictor_model, "predictor")  # a DepthModel unless bound otherwise
             assert model.output_kind is not None

@@ -36,10 +36,14 @@ class UNetBackbone(nn.Module):
                  patches: Sequence[BackbonePatch] = ()):
         super().__init__()
         self.unet = unet
-        for patch in patches:
-            patch.apply(unet)
+        self.apply_patches(patches)
         self.register_buffer("prompt_embedding", prompt_embedding.detach().clone(),
                              persistent=False)
+
+    def apply_patches(self, patches: Sequence[BackbonePatch]) -> None:
+        """Apply `patches` to the UNet in order (once; their modules become its children)."""
+        for patch in patches:
+            patch.apply(self.unet)
 
     @property
     def in_channels(self) -> int:
@@ -108,9 +112,9 @@ def sd2_backbone(pretrained_dir: str = gin.REQUIRED, pad_prompt: bool = False,
     """The UNet of a local diffusers directory (SD2, or a released Marigold / E2E-FT / Lotus
     checkpoint), conditioned on the empty prompt.
 
-    `pad_prompt`: False encodes "" as Marigold's and E2E-FT's training code and diffusers'
-    MarigoldDepthPipeline do ([1, 2, D]); True pads to 77 tokens as SD2 pipelines and Lotus do.
-    FiffDepth's choice is not public; it follows Marigold, whose code it builds on.
+    `pad_prompt`: False encodes "" as Marigold's training code and diffusers'
+    MarigoldDepthPipeline do ([1, 2, D]); True pads to 77 tokens as SD2 pipelines, Lotus and
+    E2E-FT's training code do.
     `conv_in_channels`: widen conv_in (8 for E2E-FT and Marigold from SD2's 4); the kernel is
     repeated and halved; `scale_conv_in_bias` halves the bias too (E2E-FT; Marigold keeps it).
     `unet_options`: UNet config overrides, e.g. Lotus's {'class_embed_type': 'projection',

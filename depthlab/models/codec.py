@@ -47,9 +47,19 @@ class LatentCodec(nn.Module):
         """[B, 1, H, W] normalised depth in [-1, 1] -> latent, by repeating it to 3 channels."""
         return self.encode_image(depth.expand(-1, 3, -1, -1))
 
+    def decode_image(self, latent: torch.Tensor) -> torch.Tensor:
+        """Latent -> [B, 3, H, W] as decoded (not clipped; gradients flow)."""
+        return self.vae.decode(latent / self.scaling_factor).sample
+
     def decode_depth(self, latent: torch.Tensor) -> torch.Tensor:
         """Latent -> [B, 1, H, W] normalised depth (channel mean, not clipped; gradients flow)."""
-        return self.vae.decode(latent / self.scaling_factor).sample.mean(dim=1, keepdim=True)
+        return self.decode_image(latent).mean(dim=1, keepdim=True)
+
+    def decode_normals(self, latent: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+        """Latent -> [B, 3, H, W] unit normals: the decoded image divided by its length (plus
+        `eps`, as E2E-FT does) and clipped to [-1, 1]. Normals are encoded as an image."""
+        image = self.decode_image(latent)
+        return (image / (image.norm(dim=1, keepdim=True) + eps)).clamp(-1.0, 1.0)
 
     def decode_unit(self, latent: torch.Tensor) -> torch.Tensor:
         """Latent -> decoded map clipped to [-1, 1] and mapped to [0, 1]."""

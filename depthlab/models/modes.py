@@ -48,11 +48,20 @@ class InferenceMode(nn.Module, abc.ABC):
         """The output latent for the batch."""
 
     def forward(self, inputs: ModeInputs) -> torch.Tensor:
-        """The output map [B, C, H, W]: by default the latent decoded to [0, 1]."""
-        return inputs.codec.decode_unit(self.latent(inputs))
+        """The output map [B, C, H, W]: the latent decoded to [0, 1], or to unit normals for a
+        mode that declares normals."""
+        return decode_output(inputs.codec, self.latent(inputs), self.output_kind)
 
     def extra_repr(self) -> str:
         return f"output_kind={self.output_kind.value}"
+
+
+def decode_output(codec: LatentCodec, latent: torch.Tensor, kind: OutputKind) -> torch.Tensor:
+    """A mode's output latent as the map of `kind`: unit normals (3 channels) for normals, else
+    the channel mean clipped to [-1, 1] and mapped to [0, 1]."""
+    if kind is OutputKind.NORMALS:
+        return codec.decode_normals(latent)
+    return codec.decode_unit(latent)
 
 
 @gin.configurable

@@ -30,7 +30,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from depthlab.data.batch import Batch
+from depthlab.data.batch import Batch, LabelledBatch
 from depthlab.errors import UserError
 from depthlab.models.depth_model import DepthModel
 from depthlab.models.ema import EMA
@@ -81,6 +81,13 @@ class Recipe(nn.Module, abc.ABC):
 
         With `with_panels`, also return maps worth showing in TensorBoard, keyed by panel name.
         """
+
+    def labelled_only(self, batch: Batch) -> LabelledBatch:
+        """The labelled part of a batch, for methods that train on GT alone."""
+        if batch.labelled is None:
+            raise UserError(f"{type(self).__name__} trains on labelled images only, but the batch "
+                            f"has none: bind MixedBatches.labelled.")
+        return batch.labelled
 
     def check_target_space(self, space: Space) -> None:
         """Refuse a recipe that trains in one space while its model declares another."""

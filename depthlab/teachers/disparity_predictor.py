@@ -17,11 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from depthlab.models.imagenet_input import imagenet_input
 from depthlab.models.output_kind import OutputKind
 from depthlab.teachers.base import Teacher
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def network_size(height: int, width: int, input_size: int, multiple: int) -> tuple[int, int]:
@@ -51,12 +50,7 @@ class DisparityPredictor(nn.Module):
     def normalised_input(self, rgb: torch.Tensor) -> torch.Tensor:
         """RGB at the network's size, ImageNet-normalised."""
         size = network_size(*rgb.shape[-2:], self.input_size, self.multiple)
-        pixels = rgb.float()
-        if tuple(pixels.shape[-2:]) != size:
-            pixels = F.interpolate(pixels, size=size, mode="bicubic", align_corners=False)
-        mean = pixels.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-        std = pixels.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
-        return (pixels.clamp(0, 1) - mean) / std
+        return imagenet_input(rgb.float(), size)
 
     def network_disparity(self, pixels: torch.Tensor) -> torch.Tensor:
         """The network's disparity [B, 1, h, w] for normalised pixels."""

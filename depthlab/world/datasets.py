@@ -39,10 +39,12 @@ class MiniWorldDataset(Dataset):
     Items: `rgb` float32 [3, H, W] in [0, 1], `depth` float32 [1, H, W] planar metres (0 =
     invalid), `valid` bool [1, H, W], `intrinsics` float32 [3, 3], `name` like "real/test/000012".
     `length` defaults to 100000 (train and pretrain, virtual), 64 (val) or 128 (test).
+    With `normals=True` items also carry `normals` float32 [3, H, W]: camera-space unit surface
+    normals (x right, y down, z forward, facing the camera; 0 where invalid).
     """
 
     def __init__(self, domain: str = gin.REQUIRED, split: str = gin.REQUIRED, size: int = 64,
-                 length: int | None = None):
+                 length: int | None = None, normals: bool = False):
         if domain not in DOMAINS:
             raise UserError(f"Unknown mini-world domain '{domain}'; choose one of "
                             f"{', '.join(DOMAINS)}.")
@@ -57,6 +59,7 @@ class MiniWorldDataset(Dataset):
             raise UserError(f"Mini-world images must be a multiple of 8 pixels wide (at least "
                             f"16) so every codec can encode them; {size} was asked for.")
         self.domain, self.split, self.size, self.length = domain, split, size, length
+        self.normals = bool(normals)
 
     def __len__(self) -> int:
         return self.length
@@ -66,17 +69,21 @@ class MiniWorldDataset(Dataset):
             raise IndexError(f"index {index} out of range for {self.length} scenes")
         index %= self.length
         scene = render_scene(scene_seed(self.domain, self.split, index), self.domain, self.size)
-        return {
+        item = {
             "rgb": torch.from_numpy(scene.rgb).permute(2, 0, 1).contiguous(),
             "depth": torch.from_numpy(scene.depth)[None],
             "valid": torch.from_numpy(scene.valid)[None],
             "intrinsics": torch.from_numpy(scene.intrinsics),
             "name": f"{self.domain}/{self.split}/{index:06d}",
         }
+        if self.normals:
+            item["normals"] = torch.from_numpy(scene.normals).permute(2, 0, 1).contiguous()
+        return item
 
     def __repr__(self) -> str:
+        extra = ", normals=True" if self.normals else ""
         return (f"MiniWorldDataset(domain={self.domain!r}, split={self.split!r}, "
-                f"size={self.size}, length={self.length})")
+                f"size={self.size}, length={self.length}{extra})")
 
 
 @gin.configurable

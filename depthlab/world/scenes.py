@@ -1,4 +1,5 @@
-"""The mini world's renderer: `render_scene(seed, domain, size)` -> RGB, planar depth, intrinsics.
+"""The mini world's renderer: `render_scene(seed, domain, size)` -> RGB, planar depth, intrinsics
+and camera-space surface normals.
 
 Small procedural scenes (rooms, or outdoor ground planes with sky) ray cast analytically in numpy
 and shaded Lambertian under a directional light. The domain changes content *and* appearance, so
@@ -36,6 +37,7 @@ class Scene:
     depth: np.ndarray  # float32 [H, W] planar depth in metres, 0 = invalid
     valid: np.ndarray  # bool [H, W]
     intrinsics: np.ndarray  # float32 [3, 3]
+    normals: np.ndarray  # float32 [H, W, 3] camera-space unit normals (see `camera_normals`)
 
 
 def _sky(directions: np.ndarray, domain: str,
@@ -79,6 +81,20 @@ def _shade(layout: Layout, domain: str, t: np.ndarray, normal: np.ndarray,
     return radiance
 
 
+def camera_normals(world: np.ndarray, axes: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """World-space normals [N, 3] -> camera-space unit normals, 0 where `valid` [N] is False.
+
+    The camera frame is depthlab's (OpenCV's): x right, y down, z forward, so a camera-facing
+    wall straight ahead is (0, 0, -1) and a floor is (0, -cos pitch, -sin pitch). `cast` turns
+    normals to face the ray (n . ray <= 0). `axes` holds the camera's right/down/forward rows in
+    world coordinates, so camera coordinates are `axes @ n`.
+    """
+    camera = world @ np.asarray(axes, dtype=float).T
+    length = np.linalg.norm(camera, axis=1, keepdims=True)
+    usable = valid[:, None] & (length > 0)
+    return np.where(usable, camera / np.where(usable, length, 1.0), 0.0).astype(np.float32)
+
+
 def render_scene(seed: int, domain: str = "synthetic", size: int = 64) -> Scene:
     """Render scene `seed` in `domain` at `size` x `size` (deterministic; registered with the
     oracle when it is enabled)."""
@@ -97,7 +113,8 @@ def render_scene(seed: int, domain: str = "synthetic", size: int = 64) -> Scene:
     linear = _shade(layout, domain, hits.t, hits.normal, hits.material, directions, rng)
     linear = linear.reshape(size, size, 3)
     image = develop_clean(linear) if domain == "synthetic" else develop_real(linear, rng)
+    normals = camera_normals(hits.normal, layout.camera.axes, valid).reshape(size, size, 3)
     scene = Scene(image.astype(np.float32) / 255.0, depth, valid.reshape(size, size),
-                  layout.camera.intrinsics(size))
+                  layout.camera.intrinsics(size), normals)
     oracle.register(image, scene.depth, scene.valid)
     return scene

@@ -17,7 +17,7 @@ from train_helpers import TinyRecipe, tiny_trainer, vector
 ADAPTER = ["mini_prior.pretrained = False", "small_backbone.block_out_channels = (16, 32)",
            "small_backbone.attention_levels = None",
            "small_backbone.attention_head_dim = 4", "small_backbone.norm_num_groups = 8",
-           "small_backbone.patches = [@InsertAfter()]", "InsertAfter.at = 'mid_block'",
+           "mini_prior.patches = [@InsertAfter()]", "InsertAfter.at = 'mid_block'",
            "InsertAfter.module = @ResidualAdapter", "InsertAfter.name = 'adapter'",
            "EVAL_SETS = {}"]
 
