@@ -11,15 +11,10 @@ from depthlab.heads.fourier_enhancement import FourierEnhancement
 from depthlab.models.backbone import small_backbone
 from depthlab.models.surgery import InsertAfter
 
+from fiffdepth_helpers import one_thread  # noqa: F401  (the fixture)
+
 check = settings(max_examples=50, deadline=None, derandomize=True, database=None)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def block(channels: int = 4, seed: int = 0, **kwargs) -> FourierEnhancement:
