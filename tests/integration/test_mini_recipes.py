@@ -1,5 +1,7 @@
-"""Every mini recipe trains on CPU through `depthlab.run` and writes its metrics; DepthMaster's
-stage 2 starts from a stage 1 run through the one binding STAGE1_RUN."""
+"""The mini DepthMaster trains on CPU through `depthlab.run` and writes its metrics, and stage 2
+starts from a stage 1 run through the one binding STAGE1_RUN. (The mini E2E-FT's full run is in
+docs/results/mini_recipes.md; its recipe is tested in tests/recipes and, through the same loop,
+by the paper-scale test; a subprocess run of it here cost the suite too much time.)"""
 import json
 import subprocess
 import sys
@@ -26,13 +28,6 @@ def run_experiment(repo_root, gin_file, run_dir, *extra, steps=1):
 def tensor(file, name):
     with safe_open(str(file), framework="pt") as handle:
         return handle.get_tensor(name)
-
-
-@pytest.mark.slow
-def test_mini_e2e_ft_trains_and_evaluates(repo_root, tmp_path):
-    result = run_experiment(repo_root, "experiments/mini/e2e_ft.gin", tmp_path / "e2e")
-    assert "loss/depth=" in (tmp_path / "e2e" / "train.log").read_text()
-    assert "| mini_real | trained |" in result.stdout
 
 
 @pytest.mark.slow
