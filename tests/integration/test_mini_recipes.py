@@ -25,11 +25,6 @@ def run_experiment(repo_root, gin_file, run_dir, *extra, steps=1):
     return result
 
 
-def tensor(file, name):
-    with safe_open(str(file), framework="pt") as handle:
-        return handle.get_tensor(name)
-
-
 @pytest.mark.slow
 def test_depthmaster_stage2_starts_from_stage1_by_one_binding(repo_root, tmp_path):
     first = tmp_path / "stage1"
