@@ -12,8 +12,10 @@ from safetensors.torch import save_file
 from depthlab.config import REPO_ROOT, build, parse_config
 from depthlab.inference.api import predictor_model
 from depthlab.testing.tiny_encoders import save_dinov2_dir
-from depthlab.testing.tiny_models import save_marigold_dir
+from depthlab.testing.tiny_models import (save_marigold_dir, save_metric_depth_anything_dir,
+                                          save_sd2_dir)
 from depthlab.train.loop import build_trainer
+from depthlab.world.mini_prior import mini_prior
 from depthlab.world.shipped import load_shipped
 
 from paper_layouts import fiffdepth_paper_bindings
@@ -65,7 +67,31 @@ def local_dirs(tmp_path_factory) -> dict[str, list[str]]:
         save_file({f"model.backbone.unet.{k}": v.contiguous() for k, v in unet.items()},
                   str(file))
         bindings[family] = [f"STAGE1_RUN = '{file}'"]
+    bindings["METRIC_DIR"] = [f"METRIC_DIR = '{save_metric_depth_anything_dir(root / 'metric')}'"]
+    lotus_g = save_sd2_dir(root / "lotus_g", in_channels=8)
+    bindings["LOTUS_G_DIR"] = [f"LOTUS_G_DIR = '{lotus_g}'", f"METRIC_DIR = '{root / 'metric'}'"]
+    bindings["DIFFUSION_RUN"] = [f"DIFFUSION_RUN = '{mini_diffusion_run(root)}'"]
     return bindings
+
+
+def mini_diffusion_run(root: Path) -> Path:
+    """A stand-in for a mini diffusion-depth run: the mini prior with E2E-FT's 32-channel conv_in,
+    where a run keeps its UNet."""
+    parse_config(["gin/backbones/mini.gin"], ["mini_prior.conv_in_channels = 32"])
+    try:
+        unet = build(mini_prior, "mini prior").unet.state_dict()
+    finally:
+        gin.clear_config()
+    file = root / "diffusion_run" / "model.safetensors"
+    file.parent.mkdir()
+    save_file({f"model.backbone.unet.{k}": v.contiguous() for k, v in unet.items()}, str(file))
+    return file
+
+
+def assigned_macros(experiment: str) -> set[str]:
+    """Macros the experiment's own file assigns a value other than %gin.REQUIRED."""
+    text = (REPO_ROOT / experiment).read_text()
+    return set(re.findall(r"^\s*([A-Z0-9_]+)\s*=\s*(?!%gin\.REQUIRED)\S", text, re.MULTILINE))
 
 
 def required_macros(experiment: str) -> set[str]:
@@ -84,12 +110,14 @@ def test_experiment_parses_and_builds(experiment, local_dirs, tmp_path, monkeypa
             family = "STAGE1_RUN mini"
         assert family in local_dirs, f"{experiment}: no tiny stand-in for {macro}"
         bindings += [b for b in local_dirs[family] if b not in bindings]
+    # A macro the experiment sets itself (SD2_DIR = %LOTUS_G_DIR) keeps the experiment's value.
+    bindings = [b for b in bindings if b.split(" = ")[0] not in assigned_macros(experiment)]
     try:
         parse_config([experiment], bindings)
         if "Trainer.recipe" in gin.config_str():
             trainer = build_trainer(Path(tmp_path) / "run")
             assert trainer.recipe.parameter_groups()[0].parameters
-            if "STAGE1_RUN" in required_macros(experiment):
+            if required_macros(experiment) & {"STAGE1_RUN", "DIFFUSION_RUN"}:
                 (Path(tmp_path) / "run").mkdir()
                 trainer.start_fresh()  # the stage 1 weights fit where the recipe expects them
         else:

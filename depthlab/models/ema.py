@@ -47,6 +47,13 @@ class EMA(nn.Module):
         return step >= self.start_after and (step - self.start_after) % self.every == 0
 
     @torch.no_grad()
+    def restart_from(self, module: nn.Module) -> None:
+        """Make the average a fresh copy of `module` (e.g. once the module has been initialised
+        from a run): its weights copied, its update count back to 0."""
+        self.averaged.module.load_state_dict(module.state_dict())
+        self.averaged.n_averaged.zero_()
+
+    @torch.no_grad()
     def step(self, module: nn.Module, step: int) -> bool:
         """Update from `module` if `step` is due; returns whether it did."""
         if not self.due(step):

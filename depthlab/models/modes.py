@@ -125,13 +125,24 @@ def clean_latent(output: torch.Tensor, sample: torch.Tensor, alpha_bar: torch.Te
                     f"'epsilon' or 'sample'.")
 
 
-@gin.configurable
-class E2EFTMode(InferenceMode):
-    """E2E-FT: UNet on [RGB latent, zeros] at t = 999, output converted to the clean latent.
+def per_image_noise(like: torch.Tensor, seed: int | None, members: int = 1) -> torch.Tensor:
+    """Gaussian noise shaped like `like`. Each group of `members` consecutive rows (an image's
+    ensemble) is drawn from a generator seeded with `seed`, so an image's noise does not depend on
+    the batch it came in; None draws fresh noise."""
+    if seed is None:
+        return torch.randn(like.shape, device=like.device)
+    groups = []
+    for _ in range(len(like) // members):
+        generator = torch.Generator(device=like.device).manual_seed(seed)
+        groups.append(torch.randn((members, *like.shape[1:]), generator=generator,
+                                  device=like.device))
+    return torch.cat(groups)
 
-    With v-prediction and a zero noisy latent, x0 = -sqrt(1 - abar_t) v (about -0.998 v).
-    `scheduler` only supplies the noise schedule (abar) and the prediction type.
-    """
+
+class OneStepMode(InferenceMode):
+    """One UNet pass on [RGB latent, a starting latent] at `timestep`, its output converted to the
+    clean latent x0 with the schedule's abar and prediction type (`scheduler`: SD2's DDPM
+    schedule by default; only its constants are used). Subclasses choose the starting latent."""
 
     def __init__(self, timestep: int = 999, output_kind: str = OutputKind.DEPTH.value,
                  scheduler: SchedulerMixin | None = None):
@@ -142,10 +153,47 @@ class E2EFTMode(InferenceMode):
                              persistent=False)
         self.prediction_type = scheduler.config.prediction_type
 
+    @abc.abstractmethod
+    def start(self, rgb_latent: torch.Tensor) -> torch.Tensor:
+        """The latent beside the RGB latent in the UNet's input."""
+
+    def clean(self, backbone: UNetBackbone, rgb_latent: torch.Tensor,
+              latent: torch.Tensor) -> torch.Tensor:
+        """The clean latent the UNet predicts from [RGB latent, `latent`] at `timestep`."""
+        output = backbone(torch.cat([rgb_latent, latent], dim=1), self.timestep)
+        return clean_latent(output.float(), latent.float(), self.alpha_bar, self.prediction_type)
+
     def latent(self, inputs: ModeInputs) -> torch.Tensor:
-        zeros = torch.zeros_like(inputs.rgb_latent)
-        output = inputs.backbone(torch.cat([inputs.rgb_latent, zeros], dim=1), self.timestep)
-        return clean_latent(output.float(), zeros.float(), self.alpha_bar, self.prediction_type)
+        return self.clean(inputs.backbone, inputs.rgb_latent, self.start(inputs.rgb_latent))
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, timestep={self.timestep}"
+
+
+@gin.configurable
+class E2EFTMode(OneStepMode):
+    """E2E-FT: UNet on [RGB latent, zeros] at t = 999, output converted to the clean latent.
+
+    With v-prediction and a zero noisy latent, x0 = -sqrt(1 - abar_t) v (about -0.998 v).
+    """
+
+    def start(self, rgb_latent: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(rgb_latent)
+
+
+@gin.configurable
+class LotusGMode(OneStepMode):
+    """Lotus-G: UNet on [RGB latent, Gaussian noise] at t = 999; Lotus-G predicts x0 directly
+    (bind the scheduler's prediction type 'sample'). The noise is seeded per image with `seed`
+    (None: fresh noise at every call), so predictions are reproducible."""
+
+    def __init__(self, timestep: int = 999, output_kind: str = OutputKind.DEPTH.value,
+                 scheduler: SchedulerMixin | None = None, seed: int | None = 0):
+        super().__init__(timestep, output_kind, scheduler)
+        self.seed = seed
+
+    def start(self, rgb_latent: torch.Tensor) -> torch.Tensor:
+        return per_image_noise(rgb_latent.float(), self.seed)
 
 
 NOISE_KINDS = ("gaussian", "zeros")
@@ -182,18 +230,11 @@ class MarigoldMode(InferenceMode):
         self.ensembling = dict(ensembling or {})
 
     def initial_latent(self, rgb_latent: torch.Tensor, members: int) -> torch.Tensor:
-        """Starting latents; each image's `members` rows are drawn from a freshly seeded
-        generator, so an image's prediction does not depend on the batch it came in."""
+        """Starting latents; each image's `members` rows come from a freshly seeded generator
+        (`per_image_noise`), so an image's prediction does not depend on its batch."""
         if self.noise == "zeros":
             return torch.zeros(rgb_latent.shape, device=rgb_latent.device)
-        groups = []
-        for _ in range(len(rgb_latent) // members):
-            generator = None
-            if self.seed is not None:
-                generator = torch.Generator(device=rgb_latent.device).manual_seed(self.seed)
-            groups.append(torch.randn((members, *rgb_latent.shape[1:]), generator=generator,
-                                      device=rgb_latent.device))
-        return torch.cat(groups)
+        return per_image_noise(rgb_latent, self.seed, members)
 
     def denoise(self, backbone: UNetBackbone, rgb_latent: torch.Tensor,
                 members: int = 1) -> torch.Tensor:

@@ -5,6 +5,8 @@ needs. The loop never reaches inside it; it asks the recipe for
 - `losses(batch, generator)`: the total, its named terms and TensorBoard panels (required);
 - `parameter_groups()`: what trains, in groups with learning-rate scales (default: every
   trainable parameter outside frozen modules, in one group);
+- `after_initialisation()`: work once `Trainer.initialise` has loaded weights into a fresh run
+  (default: the EMA restarts from the initialised backbone);
 - `after_optimizer_step(step)`: per-step work (default: the EMA update, if any);
 - `extra_state()` / `load_extra_state()`: state beyond trained weights (default: the EMA copy);
 - `enable_gradient_checkpointing()`: the UNet, plus the decoder when `uses_pixel_losses`;
@@ -122,6 +124,13 @@ class Recipe(nn.Module, abc.ABC):
     def averaged(self) -> EMA | None:
         """The recipe's EMA, if `use_ema` gave it one."""
         return getattr(self, "ema", None)
+
+    def after_initialisation(self) -> None:
+        """Called once a fresh run has applied `Trainer.initialise`: the EMA, copied from the
+        backbone when the recipe was built, restarts from the initialised weights."""
+        ema = self.averaged()
+        if ema is not None:
+            ema.restart_from(self.model.backbone)
 
     def after_optimizer_step(self, step: int) -> None:
         """Called after optimizer step `step` (counted from 1): the EMA update, if any."""

@@ -1,7 +1,8 @@
 """E2E-FT: end-to-end fine-tuning of the one-step prediction through the frozen decoder.
 
 As in docs/methods.md (E2E-FT): the UNet sees [RGB latent, zeros] at t = 999; its output is
-converted to the clean latent exactly as at inference (`E2EFTMode`), decoded through the frozen
+converted to the clean latent exactly as at inference (`E2EFTMode`; with `LotusGMode` the same
+training sees Lotus-G's noise input instead, which makes an x0-predicting depth diffusion model), decoded through the frozen
 decoder (which stays in the autograd graph), and compared with the GT in pixel space:
 - depth (the default task): channel mean clipped to [-1, 1], then per image a least-squares scale
   and shift to the GT in metres (clamped to its 2/98% quantiles) and L1 (`affine_invariant_l1`);
@@ -17,7 +18,7 @@ from depthlab.data.batch import Batch
 from depthlab.errors import UserError
 from depthlab.losses.registry import get_loss
 from depthlab.models.depth_model import DepthModel
-from depthlab.models.modes import E2EFTMode, ModeInputs
+from depthlab.models.modes import ModeInputs, OneStepMode
 from depthlab.models.output_kind import OutputKind
 from depthlab.recipes.base import Panel, Recipe, StepOutput
 
@@ -36,10 +37,10 @@ class E2EFT(Recipe):
                  depth_loss: str = "affine_invariant_l1",
                  normals_loss: str = "angular_normals"):
         super().__init__()
-        if not isinstance(model.mode, E2EFTMode):
-            raise UserError(f"E2EFT trains the one-step prediction of E2EFTMode, but the "
-                            f"model's mode is {type(model.mode).__name__}; include "
-                            f"gin/inference/e2eft.gin.")
+        if not isinstance(model.mode, OneStepMode):
+            raise UserError(f"E2EFT trains a one-step prediction (E2EFTMode, or LotusGMode for "
+                            f"Lotus-G's noise input), but the model's mode is "
+                            f"{type(model.mode).__name__}; include gin/inference/e2eft.gin.")
         if task not in TASKS:
             raise UserError(f"Unknown E2EFT.task '{task}': expected one of {', '.join(TASKS)}.")
         expected = OutputKind.NORMALS if task == "normals" else OutputKind.DEPTH

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from transformers import DepthAnythingForDepthEstimation
 
-from depthlab.data.batch import Batch
+from depthlab.data.batch import Batch, LabelledBatch
 from depthlab.errors import UserError
 from depthlab.losses.registry import get_loss
 from depthlab.models.output_kind import OutputKind
@@ -51,6 +51,27 @@ def unit_panel(disparity: torch.Tensor) -> Panel:
     """Disparity divided by each image's maximum, for TensorBoard's [0, 1] colouring."""
     peak = disparity.detach().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-8)
     return Panel(disparity.detach() / peak, OutputKind.DISPARITY)
+
+
+def ground_truth_only(batch: Batch, recipe: str) -> LabelledBatch:
+    """The labelled part of a batch that must have no unlabelled stream (a teacher's
+    pretraining learns from ground truth only)."""
+    if batch.labelled is None or batch.unlabelled is not None:
+        raise UserError(f"{recipe} learns from ground truth only: bind labelled datasets "
+                        f"(MixedBatches.labelled) and no unlabelled stream "
+                        f"(MixedBatches.unlabelled = None).")
+    return batch.labelled
+
+
+def enable_network_checkpointing(network: nn.Module) -> None:
+    """Gradient checkpointing of a transformers network; a `UserError` for one without it."""
+    enable = (getattr(network, "activation_checkpointing_enable", None)  # transformers 5
+              or getattr(network, "gradient_checkpointing_enable", None))
+    if enable is None:
+        raise UserError(f"Trainer.gradient_checkpointing: the teacher's network "
+                        f"({type(network).__name__}) has no gradient checkpointing; leave it "
+                        f"off for this recipe.")
+    enable()
 
 
 def disparity_predictor(network: nn.Module, input_size: int) -> DisparityPredictor:
@@ -95,11 +116,7 @@ class TeacherPretraining(Recipe):
 
     def losses(self, batch: Batch, generator: torch.Generator,
                with_panels: bool = False) -> StepOutput:
-        data = batch.labelled
-        if data is None or batch.unlabelled is not None:
-            raise UserError("TeacherPretraining learns from ground truth only: bind labelled "
-                            "datasets (MixedBatches.labelled) and no unlabelled stream "
-                            "(MixedBatches.unlabelled = None).")
+        data = ground_truth_only(batch, type(self).__name__)
         prediction = self.predictor.predict(data.rgb)
         target, mask = disparity_target(data.depth, data.valid)
         if self.normalise_target:
@@ -114,13 +131,7 @@ class TeacherPretraining(Recipe):
         return StepOutput(total=total, terms=terms, panels=panels)
 
     def enable_gradient_checkpointing(self) -> None:
-        enable = (getattr(self.network, "activation_checkpointing_enable", None)  # transformers 5
-                  or getattr(self.network, "gradient_checkpointing_enable", None))
-        if enable is None:
-            raise UserError(f"Trainer.gradient_checkpointing: the teacher's network "
-                            f"({type(self.network).__name__}) has no gradient checkpointing; "
-                            f"leave it off for this recipe.")
-        enable()
+        enable_network_checkpointing(self.network)
 
     def evaluated_model(self) -> DisparityPredictor:
         """The network as a disparity predictor; its child `model` is the recipe's `network`."""

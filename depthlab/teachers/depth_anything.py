@@ -23,6 +23,13 @@ def patch_size(model: DepthAnythingForDepthEstimation) -> int:
     return int(model.config.backbone_config.patch_size)
 
 
+def depth_anything_map(model: DepthAnythingForDepthEstimation,
+                       pixels: torch.Tensor) -> torch.Tensor:
+    """The model's `predicted_depth` [B, 1, h, w]: disparity for the relative head, metres for
+    the metric one."""
+    return model(pixel_values=pixels).predicted_depth[:, None]
+
+
 class DepthAnythingPredictor(DisparityPredictor):
     """A `DepthAnythingForDepthEstimation` as a disparity predictor (see `DisparityPredictor`)."""
 
@@ -33,8 +40,8 @@ class DepthAnythingPredictor(DisparityPredictor):
     def patch(self) -> int:
         return self.multiple
 
-    def network_disparity(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.model(pixel_values=pixels).predicted_depth[:, None]
+    def network_map(self, pixels: torch.Tensor) -> torch.Tensor:
+        return depth_anything_map(self.model, pixels)
 
 
 class DepthAnythingTeacher(DepthAnythingPredictor, DisparityTeacher):

@@ -6,7 +6,10 @@ built at any width from a config and written with `save_pretrained`:
 
 - `save_sd2_dir`: Stable Diffusion 2's layout (unet/, vae/, text_encoder/, tokenizer/, scheduler/);
 - `save_marigold_dir`: diffusers' `MarigoldDepthPipeline` layout (Marigold, E2E-FT, Lotus);
-- `save_depth_anything_dir`: a transformers Depth Anything V2 directory.
+- `save_depth_anything_dir`: a transformers Depth Anything V2 directory (relative head);
+- `save_metric_depth_anything_dir`: the same with the metric head (metres up to `max_depth`);
+- `save_depth_pro_dir`: a transformers Depth Pro directory with its field-of-view head and image
+  processor config.
 
 The tokenizer's vocabulary is the lowercase letters and CLIP's two special tokens, enough to
 encode the empty prompt exactly as a real CLIP tokenizer does.
@@ -21,7 +24,8 @@ import torch
 from diffusers import (AutoencoderKL, DDIMScheduler, MarigoldDepthPipeline,
                        UNet2DConditionModel)
 from transformers import (CLIPTextConfig, CLIPTextModel, CLIPTokenizer, DepthAnythingConfig,
-                          DepthAnythingForDepthEstimation, Dinov2Config)
+                          DepthAnythingForDepthEstimation, DepthProConfig,
+                          DepthProForDepthEstimation, DepthProImageProcessor, Dinov2Config)
 
 from depthlab.models.modes import sd2_ddim_scheduler
 from depthlab.models.schedule import ddpm_schedule
@@ -120,18 +124,67 @@ def save_sd2_dir(path: str | Path, in_channels: int = 4, scheduler: str = "ddpm"
     return path
 
 
-def save_depth_anything_dir(path: str | Path, seed: int = 3) -> Path:
+def save_depth_anything_dir(path: str | Path, seed: int = 3, metric: bool = False,
+                            max_depth: int = 20, initializer_range: float = 0.02) -> Path:
     """Write a random Depth-Anything-V2-shaped transformers directory (a 4-layer DINOv2 backbone,
-    relative-depth head) to `path`; returns it."""
+    relative-depth head, or with `metric` the metric head: `max_depth` x sigmoid) to `path`;
+    returns it. `initializer_range`: the std of the random weights (transformers' default)."""
     backbone = Dinov2Config(hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
                             intermediate_size=64, patch_size=14, image_size=56,
                             out_features=["stage1", "stage2", "stage3", "stage4"],
-                            reshape_hidden_states=False)
+                            reshape_hidden_states=False, initializer_range=initializer_range)
     config = DepthAnythingConfig(backbone_config=backbone, neck_hidden_sizes=[16, 32, 32, 32],
                                  fusion_hidden_size=16, head_hidden_size=8,
-                                 reassemble_hidden_size=32, depth_estimation_type="relative")
+                                 reassemble_hidden_size=32, initializer_range=initializer_range,
+                                 **(dict(depth_estimation_type="metric", max_depth=max_depth)
+                                    if metric else dict(depth_estimation_type="relative")))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = DepthAnythingForDepthEstimation(config)
     model.save_pretrained(str(path))
+    return Path(path)
+
+
+def save_metric_depth_anything_dir(path: str | Path, seed: int = 4,
+                                   max_depth: int = 20) -> Path:
+    """Write a random metric Depth Anything V2 directory (as Depth-Anything-V2-Metric-*-hf:
+    `depth_estimation_type` 'metric', `predicted_depth` in metres below `max_depth`). Its weights
+    are drawn wider than transformers' default (std 0.13, not 0.02), so the map varies (about 5
+    to 12 m of 20) instead of sitting at max_depth / 2 everywhere."""
+    return save_depth_anything_dir(path, seed, metric=True, max_depth=max_depth,
+                                   initializer_range=0.13)
+
+
+def _tiny_dinov2(image_size: int) -> dict[str, Any]:
+    return dict(model_type="dinov2", hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                intermediate_size=32, patch_size=4, image_size=image_size)
+
+
+def save_depth_pro_dir(path: str | Path, seed: int = 5, patch: int = 16) -> Path:
+    """Write a random Depth Pro directory (2-layer DINOv2 encoders on `patch`-pixel patches, the
+    field-of-view head) and its image processor config to `path`; returns it.
+
+    Depth Pro's encoder splits the image at 1/4, 1/2 and full size into `patch`-sized tiles, so
+    its input is 4 `patch` square (64 pixels here, 1536 for the released model), the size written
+    in the image processor config.
+    """
+    ratios = [0.25, 0.5, 1.0]
+    config = DepthProConfig(fusion_hidden_size=16, patch_size=patch, intermediate_hook_ids=[1, 0],
+                            intermediate_feature_dims=[8, 8], scaled_images_ratios=ratios,
+                            scaled_images_overlap_ratios=[0.0, 0.5, 0.25],
+                            scaled_images_feature_dims=[16, 16, 8], use_fov_model=True,
+                            num_fov_head_layers=1, image_model_config=_tiny_dinov2(patch),
+                            patch_model_config=_tiny_dinov2(patch),
+                            fov_model_config=_tiny_dinov2(patch))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = DepthProForDepthEstimation(config)
+    with torch.no_grad():  # plausible outputs: canonical inverse depth near 1, a FoV near 60 deg
+        depth_out = [layer for layer in model.head.layers if isinstance(layer, torch.nn.Conv2d)][-1]
+        depth_out.weight.mul_(1e-3)
+        depth_out.bias.fill_(1.0)
+        model.fov_model.head.layers[-1].bias.fill_(60.0)
+    model.save_pretrained(str(path))
+    side = int(patch / ratios[0])
+    DepthProImageProcessor(size={"height": side, "width": side}).save_pretrained(str(path))
     return Path(path)

@@ -165,7 +165,8 @@ class Trainer:
 
     # -- state -------------------------------------------------------------------------------
     def start_fresh(self) -> None:
-        """Apply the `initialise` blocks and record the exact files they read."""
+        """Apply the `initialise` blocks, record the exact files they read, and let the recipe
+        react (`Recipe.after_initialisation`: an EMA restarts from the loaded weights)."""
         record = []
         for block in self.initialise:
             file = block.apply(self.recipe)
@@ -173,6 +174,7 @@ class Trainer:
             log.info("initialised %s from %s", block.target, file)
         if record:
             (self.run_dir / INITIALISED_FILE).write_text(json.dumps(record, indent=2))
+        self.recipe.after_initialisation()
 
     def resume_from(self, checkpoint: Path) -> None:
         """Restore weights, extra state, optimizer, schedule and RNG; training continues after

@@ -3,7 +3,8 @@
 It is the built-in default data and models, so every recipe and ablation runs on a laptop CPU
 with no downloads: `scenes` renders (RGB, planar depth) from a seed in a clean `synthetic` or a
 `real` domain that differs in appearance and content, `datasets` wraps them as torch datasets,
-and `mini_codec`, `mini_prior` and `mini_teacher` load the shipped pretrained weights of the
-stand-ins for SD2's VAE, SD2's UNet and Depth Anything V2 (`shipped`, `regenerate`). `oracle`
+and `mini_codec`, `mini_prior`, `mini_teacher` and `mini_metric_teacher` load the shipped
+pretrained weights of the stand-ins for SD2's VAE, SD2's UNet, Depth Anything V2 and a metric
+depth model (`shipped`, `regenerate`). `oracle`
 serves only the ideal-teacher ablation (`lowpass_teacher`).
 """

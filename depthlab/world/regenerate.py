@@ -1,10 +1,11 @@
 """Regenerate the mini world's shipped weights: `python -m depthlab.world.regenerate`.
 
-Runs the three pretraining experiments of `experiments/mini/pretrain/` as ordinary runs (the
-codec first, because the prior trains on its latents; then the prior and the teacher), exports
-each run's weights in float16 to the shipped files, and prints what each run measured. On a CPU
-the runs are deterministic, so with the same torch version and thread count the files come out
-bit for bit the same as the shipped ones (`--output DIR --check` compares without replacing them).
+Runs the four pretraining experiments of `experiments/mini/pretrain/` as ordinary runs (the
+codec first, because the prior trains on its latents; then the prior, the teacher and the metric
+teacher), exports each run's weights in float16 to the shipped files, and prints what each run
+measured. On a CPU the runs are deterministic, so with the same torch version and thread count
+the files come out bit for bit the same as the shipped ones (`--output DIR --check` compares
+without replacing them).
 """
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ from depthlab.world.shipped import NAMES, WEIGHTS_DIR, export_run, shipped_file
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENTS = REPO_ROOT / "experiments" / "mini" / "pretrain"
 # Where each experiment's network lives in its recipe (the checkpoint's tensor prefix).
-PREFIXES = {"codec": "vae.", "prior": "backbone.unet.", "teacher": "network."}
+PREFIXES = {"codec": "vae.", "prior": "backbone.unet.", "teacher": "network.",
+            "metric_teacher": "network."}
 # One thread: the result is independent of the machine's core count (and no thread oversubscribes
 # a busy machine).
 SINGLE_THREADED = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}

@@ -1,8 +1,9 @@
 """The mini world's pretrained weights, shipped inside the package as float16 safetensors.
 
-Three files live in `depthlab/world/weights/`: `codec.safetensors` (the small VAE),
+Four files live in `depthlab/world/weights/`: `codec.safetensors` (the small VAE),
 `prior.safetensors` (the small UNet trained as a latent diffusion model on mini-world RGB, with
-its empty-prompt embedding) and `teacher.safetensors` (the small Depth Anything-style teacher).
+its empty-prompt embedding), `teacher.safetensors` (the small Depth Anything-style teacher) and
+`metric_teacher.safetensors` (its metric sibling, the stand-in for SharpDepth's metric teacher).
 Each is exported from a run of the pretraining experiments in `experiments/mini/pretrain/` by
 `python -m depthlab.world.regenerate`, which reproduces them bit for bit on a CPU.
 """
@@ -17,7 +18,7 @@ from depthlab.errors import UserError
 from depthlab.models.weights import read_weights, resolve_weights
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-NAMES = ("codec", "prior", "teacher")
+NAMES = ("codec", "prior", "teacher", "metric_teacher")
 
 
 def shipped_file(name: str, root: Path | None = None) -> Path:

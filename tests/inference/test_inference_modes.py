@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from depthlab.errors import UserError
-from depthlab.models.modes import (E2EFTMode, LotusDMode, MarigoldMode, ModeInputs,
+from depthlab.models.modes import (E2EFTMode, LotusDMode, LotusGMode, MarigoldMode, ModeInputs,
+                                   per_image_noise,
                                   clean_latent, lotus_task_embedding)
 from depthlab.testing.tiny_models import unet
 from depthlab.models.backbone import UNetBackbone
@@ -70,6 +71,31 @@ def test_e2eft_mode_is_clean_latent_of_v_prediction():
         v = net(torch.cat([latent, torch.zeros_like(latent)], dim=1), 999)
         got = E2EFTMode().latent(inputs(net, latent))
     torch.testing.assert_close(got, -(1 - alpha_bar).sqrt() * v)
+
+
+def test_lotus_g_mode_returns_the_x0_it_predicts_from_seeded_noise():
+    net = backbone(8)
+    latent = torch.randn(2, 4, 8, 8)
+    sample = ddpm_schedule(prediction_type="sample")
+    noise = torch.randn((1, 4, 8, 8), generator=torch.Generator().manual_seed(5)).expand(2, -1,
+                                                                                        -1, -1)
+    with torch.no_grad():
+        expected = net(torch.cat([latent, noise], dim=1), 999)
+        got = LotusGMode(scheduler=sample, seed=5).latent(inputs(net, latent))
+        fresh = LotusGMode(scheduler=sample, seed=None).latent(inputs(net, latent))
+    torch.testing.assert_close(got, expected)  # x0-prediction: the output is the latent
+    assert not torch.allclose(fresh, got)
+
+
+def test_per_image_noise_is_seeded_per_image_or_fresh():
+    like = torch.zeros(3, 2, 4, 4)
+    seeded = per_image_noise(like, 7)
+    torch.testing.assert_close(seeded[0], seeded[2])  # each image from the same seed
+    torch.testing.assert_close(seeded[:1], per_image_noise(like[:1], 7))
+    members = per_image_noise(torch.zeros(4, 2, 4, 4), 7, members=2)
+    torch.testing.assert_close(members[:2], members[2:])
+    assert not torch.allclose(members[0], members[1])
+    assert not torch.allclose(per_image_noise(like, None), per_image_noise(like, None))
 
 
 @pytest.mark.parametrize("prediction_type", ["v_prediction", "epsilon", "sample"])

@@ -10,7 +10,7 @@ from depthlab.errors import UserError
 from depthlab.models.backbone import small_backbone
 from depthlab.models.codec import LatentCodec, small_vae
 from depthlab.models.depth_model import DepthModel
-from depthlab.models.modes import DirectLatentMode, E2EFTMode
+from depthlab.models.modes import DirectLatentMode, E2EFTMode, LotusGMode
 from depthlab.models.surgery import widen_conv_in
 from depthlab.recipes.e2e_ft import E2EFT
 
@@ -181,3 +181,14 @@ def test_messages_name_the_bindings_exactly():
     assert str(error.value).startswith(
         "E2EFT.task = 'normals' needs normals in the batch: set MixedBatches.extra_targets = "
         "['normals'] and data that provides them (e.g. MiniWorldDataset.normals = True).")
+
+
+def test_lotus_g_input_trains_through_the_same_recipe():
+    """With `LotusGMode` the recipe trains on Lotus-G's noise input (fresh noise, seed None)."""
+    model = make_model()
+    model.mode = LotusGMode(seed=None)
+    recipe = E2EFT(model=model, depth_loss="ssi_mae_median")
+    step = recipe.losses(make_batch(), torch.Generator())
+    step.total.backward()
+    assert torch.isfinite(step.total)
+    assert model.backbone.unet.conv_in.weight.grad[:, 4:].abs().sum() > 0  # noise reaches conv_in

@@ -11,38 +11,22 @@ import torch
 from depthlab.errors import UserError
 from depthlab.models.output_kind import OutputKind
 from depthlab.recipes.teacher_pretraining import TeacherPretraining
-from depthlab.teachers.base import clear_shared_instances
 from depthlab.teachers.disparity_predictor import DisparityTeacher, network_size
 from depthlab.train.checkpoint import save_checkpoint
 from depthlab.train.loop import check_parameter_groups, evaluated_prefixes
-from depthlab.world.datasets import MiniWorldDataset
 from depthlab.world.mini_teacher import INPUT_SIZE, MiniTeacherNetwork, mini_teacher
 from depthlab.world.shipped import export_run, shipped_file
 
+from teacher_helpers import one_thread_fresh_teachers, val_batch  # noqa: F401  (autouse fixture)
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(autouse=True)
-def one_thread_fresh_teachers():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    clear_shared_instances()
-    yield
-    clear_shared_instances()
-    torch.set_num_threads(threads)
-
-
-def _batch(domain: str = "real", count: int = 4) -> dict:
-    dataset = MiniWorldDataset(domain, "val")
-    items = [dataset[i] for i in range(count)]
-    return {key: torch.stack([item[key] for item in items]) for key in ("rgb", "depth", "valid")}
 
 
 def _trained_run(run_dir: Path) -> TeacherPretraining:
     """A recipe whose network took one optimizer step, checkpointed as the trainer does."""
     torch.manual_seed(0)
     recipe = TeacherPretraining(MiniTeacherNetwork(), INPUT_SIZE)
-    batch = _batch("synthetic", 2)
+    batch = val_batch("synthetic", 2)
     prediction = recipe.predictor.predict(batch["rgb"])
     (prediction - 1.0 / batch["depth"].clamp_min(1e-3)).abs().mean().backward()
     torch.optim.SGD(recipe.parameters(), lr=0.1).step()
@@ -66,7 +50,7 @@ def test_shipped_teacher_is_a_frozen_disparity_teacher_on_an_8_pixel_grid():
 
 @pytest.mark.parametrize("domain", ["synthetic", "real"])
 def test_shipped_teacher_predicts_disparity_with_less_detail_than_the_truth(domain):
-    batch = _batch(domain, 8)
+    batch = val_batch(domain, 8)
     out = mini_teacher()(batch["rgb"])
     assert out.shape == (8, 1, 64, 64) and (out >= 0).all()
     truth = torch.where(batch["valid"], 1.0 / batch["depth"].clamp_min(1e-6), 0.0)
@@ -95,7 +79,7 @@ def test_any_image_size_is_resized_to_the_patch_grid():
 def test_trained_network_round_trips_through_export_and_mini_teacher(tmp_path):
     run_dir = tmp_path / "run"
     recipe = _trained_run(run_dir)
-    rgb = _batch("real", 3)["rgb"]
+    rgb = val_batch("real", 3)["rgb"]
     with torch.no_grad():
         expected = recipe.evaluated_model().eval().predict(rgb)
     # The run directory itself: float32, the exact weights.

@@ -41,6 +41,14 @@ def test_regenerated_files_fit_the_shipped_ones(two_regenerations, name):
     assert {str(v.dtype) for v in made.values() if v.is_floating_point()} == {"torch.float16"}
 
 
+def test_every_pretraining_experiment_is_regenerated():
+    """Each experiment in experiments/mini/pretrain/ ships a file (metric_teacher included) and
+    names where its network lives in the recipe."""
+    assert {p.stem for p in regenerate.EXPERIMENTS.glob("*.gin")} == set(NAMES) \
+        == set(regenerate.PREFIXES)
+    assert regenerate.PREFIXES["metric_teacher"] == "network."
+
+
 def test_unknown_weights_are_refused(capsys):
     with pytest.raises(SystemExit) as stopped:
         regenerate.main(["--only", "vae"])
