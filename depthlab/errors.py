@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import sys
 import textwrap
-from typing import Callable, TypeVar
+from typing import Callable, Sequence, TypeVar
 
 F = TypeVar("F", bound=Callable[..., int | None])
 
@@ -19,6 +19,13 @@ EXIT_INTERRUPTED = 130
 
 class UserError(Exception):
     """A mistake in the user's input or configuration, explained in one paragraph."""
+
+
+def check_choice(value: str, choices: Sequence[str], binding: str) -> str:
+    """`value` if it is one of `choices`, else a `UserError` naming the `binding` and the choices."""
+    if value not in choices:
+        raise UserError(f"Unknown {binding} '{value}': expected one of {', '.join(choices)}.")
+    return value
 
 
 def format_error(message: str) -> str:

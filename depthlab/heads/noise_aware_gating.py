@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from depthlab.errors import UserError
+from depthlab.errors import UserError, check_choice
 
 GATINGS = ("error", "uniform")
 FLAT = 1e-12  # a range or largest difference below this counts as zero
@@ -87,9 +87,7 @@ class NoiseAwareGating(nn.Module):
     def __init__(self, pure_noise_probability: float = 0.2, gating: str = "error",
                  error_scale: float | None = None):
         super().__init__()
-        if gating not in GATINGS:
-            raise UserError(f"Unknown NoiseAwareGating.gating '{gating}': expected one of "
-                            f"{', '.join(GATINGS)}.")
+        check_choice(gating, GATINGS, "NoiseAwareGating.gating")
         if not 0.0 <= pure_noise_probability <= 1.0:
             raise UserError(f"NoiseAwareGating.pure_noise_probability must lie in [0, 1]; got "
                             f"{pure_noise_probability}.")

@@ -15,7 +15,7 @@ import gin
 import torch
 
 from depthlab.data.batch import Batch
-from depthlab.errors import UserError
+from depthlab.errors import UserError, check_choice
 from depthlab.losses.registry import get_loss
 from depthlab.models.depth_model import DepthModel
 from depthlab.models.modes import ModeInputs, OneStepMode
@@ -41,8 +41,7 @@ class E2EFT(Recipe):
             raise UserError(f"E2EFT trains a one-step prediction (E2EFTMode, or LotusGMode for "
                             f"Lotus-G's noise input), but the model's mode is "
                             f"{type(model.mode).__name__}; include gin/inference/e2eft.gin.")
-        if task not in TASKS:
-            raise UserError(f"Unknown E2EFT.task '{task}': expected one of {', '.join(TASKS)}.")
+        check_choice(task, TASKS, "E2EFT.task")
         expected = OutputKind.NORMALS if task == "normals" else OutputKind.DEPTH
         if model.output_kind is not expected:
             raise UserError(f"E2EFT.task = '{task}' trains {expected.value}, but the model's "

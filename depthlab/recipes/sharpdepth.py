@@ -19,7 +19,7 @@ import gin
 import torch
 
 from depthlab.data.batch import Batch
-from depthlab.errors import UserError
+from depthlab.errors import UserError, check_choice
 from depthlab.heads.sharpdepth_mode import SharpDepthMode
 from depthlab.losses.registry import get_loss
 from depthlab.models.backbone import UNetBackbone
@@ -62,13 +62,9 @@ class SharpDepth(Recipe):
             raise UserError(f"SharpDepth trains the gated two-pass model of SharpDepthMode, but "
                             f"the model's mode is {type(model.mode).__name__}; include "
                             f"gin/inference/sharpdepth.gin.")
-        if gating_model not in GATING_MODELS:
-            raise UserError(f"Unknown SharpDepth.gating_model '{gating_model}': expected one of "
-                            f"{', '.join(GATING_MODELS)}.")
-        if reconstruction_weighting not in RECONSTRUCTION_WEIGHTINGS:
-            raise UserError(f"Unknown SharpDepth.reconstruction_weighting "
-                            f"'{reconstruction_weighting}': expected one of "
-                            f"{', '.join(RECONSTRUCTION_WEIGHTINGS)}.")
+        check_choice(gating_model, GATING_MODELS, "SharpDepth.gating_model")
+        check_choice(reconstruction_weighting, RECONSTRUCTION_WEIGHTINGS,
+                     "SharpDepth.reconstruction_weighting")
         if gating_model == "ema" and ema is None:
             raise UserError("SharpDepth.gating_model = 'ema' runs the gating pass with the EMA "
                             "student: bind SharpDepth.ema = @EMA (or gating_model = 'teacher').")
@@ -114,7 +110,7 @@ class SharpDepth(Recipe):
         mode, codec = self.mode, self.model.codec
         with torch.no_grad():
             rgb_latent = self.model.encode_rgb(rgb)
-        metric, normalised = mode.normalised_metric(rgb)
+        _, normalised = mode.normalised_metric(rgb)
         noise = self._randn(rgb_latent, generator)
         gate = mode.gate(self.gating_backbone(), codec, rgb_latent, normalised, noise, generator)
         student = mode.clean(self.model.backbone, rgb_latent, gate.latent)

@@ -85,10 +85,6 @@ class DisparityPredictor(NetworkPredictor):
 
     output_kind = OutputKind.DISPARITY
 
-    def network_disparity(self, pixels: torch.Tensor) -> torch.Tensor:
-        """The network's disparity [B, 1, h, w] for normalised pixels (`network_map`)."""
-        return self.network_map(pixels)
-
 
 class DisparityTeacher(DisparityPredictor, Teacher):
     """The predictor as a frozen teacher: no gradients, always in eval mode, outputs computed
