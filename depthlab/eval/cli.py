@@ -25,14 +25,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evaluate depth with the Marigold protocol: per-image least-squares "
                     "alignment of affine-invariant predictions (none for metric ones), metrics "
                     "averaged over images.")
-    source = parser.add_mutually_exclusive_group(required=True)
+    source = parser.add_mutually_exclusive_group()
     source.add_argument("--predictions", nargs="+", metavar="DIR",
                         help="folder(s) of .npy predictions named after each RGB path; one per "
                              "dataset, or one holding a sub-folder per dataset name")
     source.add_argument("--gin", nargs="+", metavar="EXPERIMENT",
-                        help="gin experiment file(s) of a depthlab model")
+                        help="gin experiment file(s) of a depthlab model (default with "
+                             "--weights: the run's own config.gin)")
     parser.add_argument("--weights", metavar="RUN_DIR_OR_CHECKPOINT",
-                        help="with --gin: the run directory or checkpoint to load")
+                        help="the run directory or checkpoint to load; alone, the model is "
+                             "configured by the run's config.gin")
     parser.add_argument("--bind", action="append", default=[], metavar="BINDING",
                         help="with --gin: extra gin binding (repeatable)")
     parser.add_argument("--processing-res", type=int, metavar="PX",
@@ -72,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", metavar="FILE.json",
                         help="write the means here, and the per-sample rows next to it as CSV")
     parser.add_argument("--per-sample", metavar="FILE.csv",
-                        help="per-sample CSV path (default: <output>.csv)")
+                        help="per-sample CSV path (default: <output>.csv; alone: only the CSV)")
     parser.add_argument("--skip-bad", action="store_true",
                         help="leave out samples with a missing or corrupt file or a bad "
                              "prediction, and report them (default: stop with an error)")
@@ -85,6 +87,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     if args.predictions and (args.weights or args.bind or args.processing_res is not None):
         raise UserError("--weights, --bind and --processing-res configure a model: use them with "
                         "--gin, not with --predictions")
+    if not (args.predictions or args.gin or args.weights):
+        raise UserError("Nothing to evaluate: give --predictions DIR, a model's --gin file(s), or "
+                        "a run with --weights RUN_DIR (its config.gin configures the model).")
     names = args.dataset
     data_dirs = _per_dataset(args.data_dir, names, "--data-dir")
     splits = _per_dataset(args.split, names, "--split")
@@ -107,11 +112,14 @@ def run(argv: Sequence[str] | None = None) -> int:
     for result in results:
         _report_skipped(result, args.output)
     print(report.markdown_table(results))
+    csv_path = args.per_sample or (args.output and str(Path(args.output).with_suffix(".csv")))
     if args.output:
         report.write_json(results, args.output)
-        csv_path = args.per_sample or str(Path(args.output).with_suffix(".csv"))
+    if csv_path:
         report.write_csv(results, csv_path)
-        print(f"wrote {args.output} and {csv_path}", file=sys.stderr)
+    written = [path for path in (args.output, csv_path) if path]
+    if written:
+        print(f"wrote {' and '.join(map(str, written))}", file=sys.stderr)
     return 0
 
 
@@ -190,7 +198,8 @@ def _evaluate_model(args, datasets: list[EvalDataset], metrics,
     for dataset, fit in zip(datasets, fits):
         res = dataset.processing_res if args.processing_res is None else args.processing_res
         if res not in predictors:
-            predictors[res] = load_predictor(args.gin, args.weights, args.bind, processing_res=res)
+            predictors[res] = load_predictor(args.gin or [], args.weights, args.bind,
+                                             processing_res=res)
         predictor = predictors[res]
         alignment = args.alignment or predictor.output_kind.alignment
         results.append(_guard(lambda: evaluate_predictor(

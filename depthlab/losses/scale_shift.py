@@ -113,10 +113,8 @@ def _multiscale_gradient(aligned: torch.Tensor, target: torch.Tensor,
                          mask: torch.Tensor | None) -> torch.Tensor:
     mask = torch.ones_like(aligned, dtype=torch.bool) if mask is None else mask.expand_as(aligned)
     total = aligned.new_zeros(())
-    for level in range(GRADIENT_SCALES):
+    for level in range(GRADIENT_SCALES):  # as MiDaS: every scale, a one-pixel grid adds 0
         step = 2 ** level
-        if min(aligned.shape[-2:]) < 2 * step:
-            break
         total = total + gradient_matching(aligned[..., ::step, ::step],
                                           target[..., ::step, ::step], mask[..., ::step, ::step])
     return total

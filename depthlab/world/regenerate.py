@@ -3,9 +3,11 @@
 Runs the four pretraining experiments of `experiments/mini/pretrain/` as ordinary runs (the
 codec first, because the prior trains on its latents; then the prior, the teacher and the metric
 teacher), exports each run's weights in float16 to the shipped files, and prints what each run
-measured. On a CPU the runs are deterministic, so with the same torch version and thread count
-the files come out bit for bit the same as the shipped ones (`--output DIR --check` compares
-without replacing them).
+measured. On a CPU the runs are deterministic: on one machine, with the same torch version, a
+rerun writes the same files bit for bit. A CPU with other vector instructions (AVX-512 against
+AVX2, say) runs other torch kernels, whose float rounding differs, so there the files come out
+equivalent in quality but not identical (`--output DIR --check` compares with the shipped ones
+without replacing them; docs/results/mini_world.md has a full check on another machine).
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import argparse
 import hashlib
 import json
 import os
+import platform
 import subprocess
 import sys
 import time
@@ -36,6 +39,21 @@ def sha256(file: Path) -> str:
     return hashlib.sha256(file.read_bytes()).hexdigest()
 
 
+def machine() -> dict:
+    """What decides the files' bits besides the code: the torch version and the CPU kernels it
+    dispatches to (another vector instruction set rounds differently)."""
+    import torch  # local: the runs themselves happen in subprocesses
+
+    model = platform.processor()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                 if line.startswith("model name")]
+        model = names[0] if names else model
+    return {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "cpu": model}
+
+
 def pretrain(name: str, runs: Path, weights: Path, bindings: Sequence[str]) -> dict:
     """Run `experiments/mini/pretrain/<name>.gin` into `runs/<name>` and export its weights."""
     run_dir = runs / name
@@ -54,7 +72,7 @@ def pretrain(name: str, runs: Path, weights: Path, bindings: Sequence[str]) -> d
     seconds = time.perf_counter() - started
     file = export_run(run_dir, PREFIXES[name], name, weights)
     record = {"name": name, "seconds": round(seconds, 1), "file": str(file),
-              "sha256": sha256(file)}
+              "sha256": sha256(file), **machine()}
     for result in ("validation.json", "baseline_validation.json", "metrics.json"):
         if (run_dir / result).is_file():
             record[result] = json.loads((run_dir / result).read_text())

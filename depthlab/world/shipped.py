@@ -5,7 +5,8 @@ Four files live in `depthlab/world/weights/`: `codec.safetensors` (the small VAE
 its empty-prompt embedding), `teacher.safetensors` (the small Depth Anything-style teacher) and
 `metric_teacher.safetensors` (its metric sibling, the stand-in for SharpDepth's metric teacher).
 Each is exported from a run of the pretraining experiments in `experiments/mini/pretrain/` by
-`python -m depthlab.world.regenerate`, which reproduces them bit for bit on a CPU.
+`python -m depthlab.world.regenerate`. Reruns on one machine write identical files; another CPU's
+kernels round differently and give equivalent, not identical, weights (docs/results/mini_world.md).
 """
 from __future__ import annotations
 

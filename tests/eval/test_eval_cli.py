@@ -104,6 +104,17 @@ def nyu_args(world, preds):
     return ["--predictions", preds, "--dataset", "nyu", "--data-dir", data, "--split", split]
 
 
+def test_per_sample_alone_writes_the_csv(world, capsys, tmp_path):
+    csv_path = tmp_path / "rows" / "per_sample.csv"
+    code, _, err = run_cli(nyu_args(world, world.preds["nyu"]) + ["--per-sample", csv_path],
+                           capsys)
+    assert code == 0, err
+    with open(csv_path) as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 3 and float(rows[0]["abs_rel"]) < 0.05
+    assert f"wrote {csv_path}" in err and not list(csv_path.parent.glob("*.json"))
+
+
 def test_missing_prediction_stops_before_any_mean(world, capsys, tmp_path):
     preds = copy_predictions(world, tmp_path)
     sample_id = shipped_rows("nyu_depth/labeled/filename_list_test.txt", 3)[1][0]
@@ -258,3 +269,11 @@ def test_model_path_uses_declared_space_and_processing_res(world, capsys, tmp_pa
                               "--alignment", "depth", "--processing-res", 512], capsys)
     assert code == 0 and calls == [(["exp.gin"], None, [], 512)]
     assert "| NYUv2 | depth | 3 |" in out
+
+    calls.clear()  # a run alone: the predictor is configured by the run's own config.gin
+    code, out, err = run_cli(["--weights", "runs/x", "--dataset", "nyu", "--data-dir",
+                              world.sets["nyu"][0], "--split", world.sets["nyu"][1]], capsys)
+    assert code == 0 and calls == [([], "runs/x", [], 0)]
+
+    code, out, err = run_cli(["--dataset", "nyu", "--data-dir", world.sets["nyu"][0]], capsys)
+    assert code == 2 and "Nothing to evaluate" in err and "Traceback" not in err

@@ -55,11 +55,26 @@ def test_images_without_valid_pixels_or_spread_normalise_to_zero():
 
 
 def test_gradient_matching_by_hand():
-    # 2x2 images (one scale: the next needs 4x4): p = [[0, 1], [2, 3]] normalises to
+    # 2x2 images (one scale: the coarser ones are one pixel): p = [[0, 1], [2, 3]] normalises to
     # [[-1, 0], [1, 2]] and g = [[0, 2], [2, 4]] to [[-2, 0], [0, 2]] (as above, row-major).
     # Residual [[1, 0], [1, 0]]: |grad_x| 1 + 1, |grad_y| 0 + 0 -> 2 over 4 cells = 0.5.
     assert float(median_normalised_gradient(P.view(1, 1, 2, 2), G.view(1, 1, 2, 2))) == \
         pytest.approx(0.5)
+
+
+def test_gradient_matching_skips_pairs_across_invalid_pixels():
+    # A 2x6 image whose valid columns are 0-1, 3 and 5 (pixels p = 0, 1, 2, g = 0, 2, 3 by
+    # region). p over the 8 valid pixels: lower median 0, MAD (2 * 1 + 2 * 2) / 8 = 0.75, so the
+    # regions normalise to 0, 4/3, 8/3; g: median 0, MAD (2 * 2 + 2 * 3) / 8 = 1.25, so 0, 1.6,
+    # 2.4. The residual is constant within each region, and no two valid pixels of different
+    # regions are neighbours, so the loss is 0. (Counting the masked columns as neighbours, with
+    # their normalised value 0, would give it pairs with a residual step of 4/15.)
+    mask = torch.tensor([[[[True, True, False, True, False, True]] * 2]])
+    p = torch.tensor([[[[0.0, 0.0, 9.0, 1.0, 9.0, 2.0]] * 2]], dtype=torch.float64)
+    g = torch.tensor([[[[0.0, 0.0, -9.0, 2.0, -9.0, 3.0]] * 2]], dtype=torch.float64)
+    residual = normalise_median(p, mask) - normalise_median(g, mask)
+    assert residual[0, 0, 0].tolist() == pytest.approx([0, 0, 0, -4 / 15, 0, 4 / 15])
+    assert float(median_normalised_gradient(p, g, mask)) == 0.0
 
 
 def test_registered_and_differentiable():

@@ -63,8 +63,8 @@ def test_gradient_matching_by_hand():
     # [2, 4]], g = [[0, 1], [2, 3]]: centred p -1.75, -0.75, 0.25, 2.25 (squares 8.75), g mean 1.5,
     # covariance 1.75*1.5 + 0.75*0.5 + 0.25*0.5 + 2.25*1.5 = 6.5 -> s = 26/35, t = 1.5 - s*1.75.
     # Residual r = s p + t - g at (0,0), (0,1), (1,0), (1,1): t, s + t - 1, 2s + t - 2, 4s + t - 3.
-    # Scale 1 only (a 2x2 image has no second scale): x pairs |r01 - r00| + |r11 - r10|,
-    # y pairs |r10 - r00| + |r11 - r01|, over 4 pixels.
+    # Scale 1 only (a 2x2 image's coarser scales are one pixel, with no pairs): x pairs
+    # |r01 - r00| + |r11 - r10|, y pairs |r10 - r00| + |r11 - r01|, over 4 pixels.
     s = 26.0 / 35.0
     t = 1.5 - s * 1.75
     r = np.array([[t, s + t - 1], [2 * s + t - 2, 4 * s + t - 3]])
@@ -115,6 +115,71 @@ def test_masked_inf_and_nan_leave_value_and_gradient_finite():
         prediction.grad = None
     got = float(scale_shift_invariant_mae(prediction.detach(), target, mask))
     assert got == pytest.approx(2.0 / 9.0)
+
+
+
+def test_invalid_pixels_hold_the_shift():
+    # As in test_mae_by_hand_with_a_mask: s = 1/2, t = 7/6, so the masked pixel holds t.
+    mask = torch.tensor([[[[T, T, T, F]]]])
+    aligned = align_scale_shift(torch.tensor(P, dtype=torch.float64),
+                                torch.tensor(G, dtype=torch.float64), mask)
+    assert aligned.flatten().tolist() == pytest.approx([7 / 6, 10 / 6, 13 / 6, 7 / 6])
+    # A constant prediction carries no scale: s = 0 and t = the target's mean over valid pixels
+    # (5/3), everywhere, the masked pixel included.
+    constant = align_scale_shift(torch.full((1, 1, 1, 4), 4.0, dtype=torch.float64),
+                                 torch.tensor(G, dtype=torch.float64), mask)
+    assert constant.flatten().tolist() == pytest.approx([5 / 3] * 4)
+    # One valid pixel: s = 0 and t = its target value, 2.
+    single = align_scale_shift(torch.tensor(P, dtype=torch.float64),
+                               torch.tensor(G, dtype=torch.float64),
+                               torch.tensor([[[[F, T, F, F]]]]))
+    assert single.flatten().tolist() == pytest.approx([2.0] * 4)
+
+
+def test_each_image_is_fitted_on_its_own():
+    # Beside an image of values near 1e6, P still fits G with s = 1.2, t = 0.7 (as alone).
+    prediction = torch.tensor([P[0], [[[1e6, 2e6, 3e6, 5e6]]]])
+    target = torch.tensor([G[0], [[[1.0, 2.0, 3.0, 4.0]]]])
+    aligned = align_scale_shift(prediction, target)
+    assert aligned[0].flatten().tolist() == pytest.approx([0.7, 1.9, 3.1, 4.3], rel=1e-6)
+
+
+def test_predictions_equal_up_to_rounding_carry_no_scale():
+    # 1000, the next float32 above it (1000 + 2^-14) and 1000: a variation of one unit in the last
+    # place, nothing against the map's own size, so s = 0 and every pixel is the target's mean,
+    # (1 + 2 + 6) / 3 = 3. (Fitting it would take a scale of about -2.5e4.)
+    above = float(torch.nextafter(torch.tensor(1000.0), torch.tensor(2000.0)))
+    assert above - 1000.0 == 2.0 ** -14
+    prediction = torch.tensor([[[[1000.0, above, 1000.0]]]])
+    aligned = align_scale_shift(prediction, torch.tensor([[[[1.0, 2.0, 6.0]]]]))
+    assert aligned.flatten().tolist() == pytest.approx([3.0] * 3, abs=1e-6)
+
+
+def test_low_precision_inputs_are_fitted_in_float32():
+    # bfloat16 holds integers exactly only up to 256 (and counts such as 3001 not at all): the
+    # pixel count and the sums must be taken in float32. The reference is the same fit in float64
+    # over the same (bfloat16) values.
+    generator = torch.Generator().manual_seed(0)
+    prediction = torch.rand(1, 1, 60, 60, generator=generator).to(torch.bfloat16)
+    target = (3.0 * prediction.double() + 0.1 * torch.rand(1, 1, 60, 60, generator=generator))
+    mask = torch.zeros(1, 1, 60, 60, dtype=torch.bool)
+    mask.view(-1)[:3001] = True
+    p, g = prediction.double()[mask], target[mask]
+    s = ((p - p.mean()) * (g - g.mean())).sum() / (p - p.mean()).square().sum()
+    expected = s * (prediction.double() - p.mean()) + g.mean()
+    aligned = align_scale_shift(prediction, target.to(torch.bfloat16), mask)
+    assert aligned.dtype == torch.float32
+    # The target is rounded to bfloat16 too; its mean and covariance move by ~1e-3 at most.
+    torch.testing.assert_close(aligned[mask].double(), expected[mask], rtol=0, atol=2e-3)
+    exact_target = align_scale_shift(prediction, target.float(), mask)
+    torch.testing.assert_close(exact_target[mask].double(), expected[mask], rtol=0, atol=2e-5)
+
+
+def test_gradient_matching_of_a_one_row_image_by_hand():
+    # MiDaS takes every scale, whatever the size. P and G: aligned 0.7, 1.9, 3.1, 4.3, residual
+    # -0.3, -0.1, 1.1, -0.7. Scale 1: |0.2| + |1.2| + |-1.8| = 3.2 over 4 pixels = 0.8. Scale 2
+    # (pixels 0 and 2): |1.1 + 0.3| = 1.4 over 2 pixels = 0.7. Scales 4 and 8: one pixel, 0.
+    assert value(scale_shift_invariant_gradient, P, G) == pytest.approx(1.5)
 
 
 # -- properties ---------------------------------------------------------------------------------

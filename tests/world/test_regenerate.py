@@ -1,5 +1,6 @@
-"""Regenerating the shipped weights is deterministic on a CPU: two short runs of every pretraining
-experiment, through the same command that made the shipped files, write identical files."""
+"""Regenerating the shipped weights is deterministic on a CPU: on one machine, two short runs of
+every pretraining experiment, through the same command that made the shipped files, write
+identical files."""
 import pytest
 from safetensors.torch import load_file
 
@@ -47,6 +48,17 @@ def test_every_pretraining_experiment_is_regenerated():
     assert {p.stem for p in regenerate.EXPERIMENTS.glob("*.gin")} == set(NAMES) \
         == set(regenerate.PREFIXES)
     assert regenerate.PREFIXES["metric_teacher"] == "network."
+
+
+def test_each_record_names_what_decides_the_bits():
+    """The torch version and the CPU kernels torch dispatches to: another instruction set rounds
+    differently, so files made there differ (docs/results/mini_world.md)."""
+    import torch
+
+    record = regenerate.machine()
+    assert record["torch"] == torch.__version__
+    assert record["cpu_capability"] == torch.backends.cpu.get_cpu_capability() != ""
+    assert isinstance(record["cpu"], str)
 
 
 def test_unknown_weights_are_refused(capsys):

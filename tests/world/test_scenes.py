@@ -11,7 +11,8 @@ from scipy.ndimage import laplace
 
 from depthlab.errors import UserError
 from depthlab.world.geometry import Primitives, View, cast
-from depthlab.world.layout import MAX_DEPTH, _keep_clear, sample_layout
+from depthlab.world.layout import MAX_DEPTH, sample_layout
+from depthlab.world.real_layout import keep_clear
 from depthlab.world.scenes import render_scene
 
 SEEDS = st.integers(min_value=0, max_value=2**31 - 1)
@@ -144,7 +145,7 @@ def test_real_layouts_keep_objects_clear_of_the_camera():
     prims.add_sphere([0.0, 1.0, 0.4], 0.1, 0)  # 0.3 m from the eye: dropped
     prims.add_box([0.0, 1.0, 3.0], [0.5, 0.5, 0.5], 0.3, 1)  # kept
     prims.add_cylinder(0.3, 0.2, 0.05, 2.0, 2)  # runs past the eye: dropped
-    _keep_clear(prims, np.array([0.0, 1.0, 0.0]))
+    keep_clear(prims, np.array([0.0, 1.0, 0.0]))
     assert (prims.spheres, prims.box_mat, prims.cylinders) == ([], [1], [])
     for seed in range(30):
         layout = sample_layout(seed, "real")
