@@ -42,7 +42,9 @@ def parse_kinds(text: str) -> list[str]:
 def to_uint16(values: np.ndarray, kind: OutputKind = OutputKind.DEPTH) -> np.ndarray:
     """The 16-bit PNG encoding: metric depth in millimetres, affine maps as value x 65535."""
     if kind.is_metric:
-        return np.round(np.clip(values * MILLIMETRES_PER_METRE, 0.0, 65535.0)).astype(np.uint16)
+        # float64: a float32 product can land on the wrong side of a half millimetre.
+        millimetres = np.asarray(values, np.float64) * MILLIMETRES_PER_METRE
+        return np.round(np.clip(millimetres, 0.0, 65535.0)).astype(np.uint16)
     if kind.is_depth_like:
         return np.round(np.clip(values, 0.0, 1.0) * 65535.0).astype(np.uint16)
     raise UserError(f"A 16-bit PNG is not defined for {kind.description}; save npy or color.")
