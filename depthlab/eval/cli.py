@@ -49,8 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "('-' keeps a dataset's own)")
     parser.add_argument("--alignment", choices=ALIGNMENTS,
                         help="space of the least-squares fit, or 'none' for metric predictions in "
-                             "metres (default: what the model's declared output kind needs; "
-                             "depth for --predictions)")
+                             "metres (default: what the model's declared output kind needs, "
+                             "and another space is warned about; depth for --predictions)")
     parser.add_argument("--alignment-max-res", nargs="+", default=[], metavar="PX",
                         help="fit the scale and shift on a nearest-neighbour copy whose longer "
                              "side is at most PX, then apply them at full resolution, to "
@@ -202,10 +202,23 @@ def _evaluate_model(args, datasets: list[EvalDataset], metrics,
                                              processing_res=res)
         predictor = predictors[res]
         alignment = args.alignment or predictor.output_kind.alignment
+        if not results:
+            _warn_foreign_alignment(predictor.output_kind, alignment)
         results.append(_guard(lambda: evaluate_predictor(
             lambda rgb: predictor.predict([rgb])[0], dataset, alignment, metrics,
             args.skip_bad, not args.no_progress, **fit)))
     return results
+
+
+def _warn_foreign_alignment(kind, alignment: str) -> None:
+    """Warn when --alignment treats the model's values as living in a space they do not: a fit
+    in depth of a sqrt-disparity map scores near and far swapped, not the model."""
+    if alignment in (kind.alignment, kind.space.value):
+        return
+    print(f"warning: the model predicts {kind.description}, but --alignment {alignment} fits its "
+          f"raw values as if they were {alignment.replace('_', '-')}; the scores are of that "
+          f"reading, not of the model (its own fit is --alignment {kind.alignment}).",
+          file=sys.stderr)
 
 
 def _guard(evaluate) -> EvalResult:

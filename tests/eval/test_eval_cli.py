@@ -256,6 +256,7 @@ def test_model_path_uses_declared_space_and_processing_res(world, capsys, tmp_pa
                               "--data-dir", world.sets["nyu"][0], "-",
                               "--split", world.sets["nyu"][1], "-", "--output", output], capsys)
     assert code == 0, err
+    assert "warning: the model predicts" not in err  # its own space: nothing to warn of
     assert calls == [(["exp.gin"], "runs/x", ["a.b = 1"], 0),
                      (["exp.gin"], "runs/x", ["a.b = 1"], 756)]
     results = json.loads(output.read_text())["datasets"]
@@ -269,6 +270,10 @@ def test_model_path_uses_declared_space_and_processing_res(world, capsys, tmp_pa
                               "--alignment", "depth", "--processing-res", 512], capsys)
     assert code == 0 and calls == [(["exp.gin"], None, [], 512)]
     assert "| NYUv2 | depth | 3 |" in out
+    warning = " ".join(err.split())
+    assert warning.count("warning: the model predicts") == 1
+    assert "--alignment depth fits its raw values as if they were depth" in warning
+    assert "its own fit is --alignment disparity" in warning
 
     calls.clear()  # a run alone: the predictor is configured by the run's own config.gin
     code, out, err = run_cli(["--weights", "runs/x", "--dataset", "nyu", "--data-dir",
@@ -277,3 +282,19 @@ def test_model_path_uses_declared_space_and_processing_res(world, capsys, tmp_pa
 
     code, out, err = run_cli(["--dataset", "nyu", "--data-dir", world.sets["nyu"][0]], capsys)
     assert code == 2 and "Nothing to evaluate" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("kind, alignment, warns", [
+    (OutputKind.METRIC_DEPTH, "none", False),       # metres as they are
+    (OutputKind.METRIC_DEPTH, "depth", False),      # metres fitted as affine depth: the same space
+    (OutputKind.METRIC_DEPTH, "disparity", True),
+    (OutputKind.SQRT_DISPARITY, "sqrt_disparity", False),
+    (OutputKind.SQRT_DISPARITY, "depth", True),
+    (OutputKind.SQRT_DISPARITY, "none", True),      # affine values scored as metres
+    (OutputKind.DEPTH, "disparity", True),
+])
+def test_an_alignment_foreign_to_the_model_warns(kind, alignment, warns, capsys):
+    from depthlab.eval.cli import _warn_foreign_alignment
+
+    _warn_foreign_alignment(kind, alignment)
+    assert ("warning: the model predicts" in capsys.readouterr().err) is warns
