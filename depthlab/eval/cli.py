@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from depthlab.errors import UserError
 from depthlab.eval import report
@@ -15,6 +15,9 @@ from depthlab.eval.result import EvalResult
 from depthlab.eval.runner import evaluate_prediction_dir, evaluate_predictor
 from depthlab.eval.alignment import ALIGNMENTS, DOWNSCALE_MODES, WIDTH_ONLY
 from depthlab.targets import Space
+
+if TYPE_CHECKING:
+    from depthlab.models.output_kind import OutputKind
 
 MAX_LISTED_SKIPS = 20
 
@@ -210,7 +213,7 @@ def _evaluate_model(args, datasets: list[EvalDataset], metrics,
     return results
 
 
-def _warn_foreign_alignment(kind, alignment: str) -> None:
+def _warn_foreign_alignment(kind: OutputKind, alignment: str) -> None:
     """Warn when --alignment treats the model's values as living in a space they do not: a fit
     in depth of a sqrt-disparity map scores near and far swapped, not the model."""
     if alignment in (kind.alignment, kind.space.value):
